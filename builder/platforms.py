@@ -1,0 +1,97 @@
+"""Alpine architectures: the one table that maps Alpine names to everything else.
+
+Docker platform, musl loader, ELF identity and the spellings used in archive names all
+come from here; nothing else in the package hard-codes an architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from builder.errors import UnknownArchError
+
+
+@dataclass(frozen=True)
+class Arch:
+    alpine: str  # Alpine's name: x86_64, aarch64, armv7, ...
+    docker_platform: str  # OCI platform string for the Docker engine
+    musl_arch: str  # the ARCH in ld-musl-ARCH.so.1 / libc.musl-ARCH.so.1
+    elf_machine: str  # pyelftools e_machine name
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    archive_arch: str  # spelling in cpython-X.Y.Z-linux-<archive_arch>-musl
+    triple_arch: str  # first component of the target triple (python-build-standalone style)
+    triple_libc: str  # libc component of the target triple
+    uv_family: str  # uv's download-metadata arch family
+    multiarch: str  # CPython's sys.implementation._multiarch on Alpine
+    hard_float: bool | None = None  # ARM only: EF_ARM_ABI_FLOAT_HARD expected
+
+    @property
+    def loader(self) -> PurePosixPath:
+        return PurePosixPath(f"/lib/ld-musl-{self.musl_arch}.so.1")
+
+    @property
+    def libc_soname(self) -> str:
+        return f"libc.musl-{self.musl_arch}.so.1"
+
+    @property
+    def target_triple(self) -> str:
+        return f"{self.triple_arch}-unknown-linux-{self.triple_libc}"
+
+
+ARCHES: dict[str, Arch] = {
+    a.alpine: a
+    for a in (
+        Arch("x86_64", "linux/amd64", "x86_64", "EM_X86_64", 64, True,
+             "x86_64", "x86_64", "musl", "x86_64", "x86_64-linux-musl"),
+        Arch("aarch64", "linux/arm64/v8", "aarch64", "EM_AARCH64", 64, True,
+             "aarch64", "aarch64", "musl", "aarch64", "aarch64-linux-musl"),
+        Arch("armv7", "linux/arm/v7", "armhf", "EM_ARM", 32, True,
+             "armv7", "armv7", "musleabihf", "armv7", "arm-linux-musleabihf", True),
+        Arch("armhf", "linux/arm/v6", "armhf", "EM_ARM", 32, True,
+             "armv6", "armv6", "musleabihf", "armv6", "arm-linux-musleabihf", True),
+        Arch("x86", "linux/386", "i386", "EM_386", 32, True,
+             "i686", "i686", "musl", "i686", "i386-linux-musl"),
+        Arch("ppc64le", "linux/ppc64le", "powerpc64le", "EM_PPC64", 64, True,
+             "ppc64le", "ppc64le", "musl", "powerpc64le", "powerpc64le-linux-musl"),
+        Arch("s390x", "linux/s390x", "s390x", "EM_S390", 64, False,
+             "s390x", "s390x", "musl", "s390x", "s390x-linux-musl"),
+        Arch("riscv64", "linux/riscv64", "riscv64", "EM_RISCV", 64, True,
+             "riscv64", "riscv64gc", "musl", "riscv64gc", "riscv64-linux-musl"),
+    )
+}
+
+# Names people commonly type for an Alpine arch.
+_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86",
+            "ppc64el": "ppc64le", "armv6": "armhf"}
+
+MUSL_LIBC_STEMS = ("libc", "libpthread", "librt", "libm", "libdl", "libutil", "libxnet")
+
+
+def get_arch(name: str) -> Arch:
+    """Return the :class:`Arch` for an Alpine arch name (or a common alias)."""
+    key = _ALIASES.get(name, name)
+    try:
+        return ARCHES[key]
+    except KeyError:
+        valid = ", ".join(ARCHES)
+        raise UnknownArchError(
+            f"unknown architecture {name!r}",
+            hint=f"use one of Alpine's architectures: {valid}",
+        ) from None
+
+
+def arch_for_archive_name(spelling: str) -> Arch:
+    for arch in ARCHES.values():
+        if arch.archive_arch == spelling:
+            return arch
+    raise UnknownArchError(f"no architecture is spelled {spelling!r} in archive names")
+
+
+def is_musl_libc_name(soname: str) -> bool:
+    """musl's loader answers any lib{c,pthread,rt,m,dl,util,xnet}.* itself (ldso/dynlink.c)."""
+    if soname.startswith("libc.musl-") or soname.startswith("ld-musl-"):
+        return True
+    stem = soname.split(".", 1)[0]
+    return stem in MUSL_LIBC_STEMS and "." in soname
