@@ -1,0 +1,60 @@
+"""Command line: argv -> subcommand. The only place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+
+from builder import __version__
+from builder.commands import build_cmd, detect_cmd, verify_cmd
+from builder.errors import MuslPbsError
+
+INTERRUPTED = 130
+
+_COMMANDS = (build_cmd, verify_cmd, detect_cmd)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="musl-pbs",
+        description="Relocatable, dynamically linked musl CPython from Alpine's python3.",
+    )
+    parser.add_argument("--version", action="version", version=f"musl-pbs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+@contextlib.contextmanager
+def _error_boundary(err: Console) -> Iterator[list[int]]:
+    """Map our errors (and Ctrl-C) to a message, a hint and an exit code."""
+    code = [0]
+    try:
+        yield code
+    except MuslPbsError as e:
+        err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
+        if e.hint:
+            err.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False)
+        code[0] = e.exit_code
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]")
+        code[0] = INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    err = Console(stderr=True)
+    with _error_boundary(err) as code:
+        code[0] = int(args.run(args))
+    return code[0]
+
+
+def entry() -> None:
+    sys.exit(main())
