@@ -50,7 +50,7 @@ def _error_boundary(err: Console) -> Iterator[list[int]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     with _error_boundary(err) as code:
         code[0] = int(args.run(args))
     return code[0]

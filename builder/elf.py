@@ -74,20 +74,20 @@ def read_elf(path: Path) -> ElfInfo | None:
             soname: str | None = None
             for seg in elf.iter_segments():
                 if seg["p_type"] == "PT_INTERP":
-                    interp = seg.get_interp_name()
+                    interp = str(seg.get_interp_name())  # type: ignore[attr-defined]
             for sec in elf.iter_sections():
                 if not isinstance(sec, DynamicSection):
                     continue
                 for tag in sec.iter_tags():
                     kind = tag.entry.d_tag
                     if kind == "DT_NEEDED":
-                        needed.append(tag.needed)
+                        needed.append(tag.needed)  # type: ignore[attr-defined]
                     elif kind == "DT_RPATH":
-                        rpath = _split(tag.rpath)
+                        rpath = _split(tag.rpath)  # type: ignore[attr-defined]
                     elif kind == "DT_RUNPATH":
-                        runpath = _split(tag.runpath)
+                        runpath = _split(tag.runpath)  # type: ignore[attr-defined]
                     elif kind == "DT_SONAME":
-                        soname = tag.soname
+                        soname = tag.soname  # type: ignore[attr-defined]
             return ElfInfo(
                 path=path,
                 machine=elf["e_machine"],

@@ -28,6 +28,11 @@ class Arch:
     hard_float: bool | None = None  # ARM only: EF_ARM_ABI_FLOAT_HARD expected
 
     @property
+    def wheel_arch(self) -> str:
+        """The arch in musllinux wheel platform tags (PEP 656)."""
+        return _WHEEL_ARCH.get(self.alpine, self.alpine)
+
+    @property
     def loader(self) -> PurePosixPath:
         return PurePosixPath(f"/lib/ld-musl-{self.musl_arch}.so.1")
 
@@ -61,6 +66,8 @@ ARCHES: dict[str, Arch] = {
              "riscv64", "riscv64gc", "musl", "riscv64gc", "riscv64-linux-musl"),
     )
 }
+
+_WHEEL_ARCH = {"armv7": "armv7l", "armhf": "armv6l", "x86": "i686"}
 
 # Names people commonly type for an Alpine arch.
 _ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86",

@@ -1,0 +1,214 @@
+"""acquire: Alpine container -> apk add -> Python facts + package list -> exported rootfs."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from builder.apkdb import ApkPackage, parse_installed, upstream_version
+from builder.config import Recipe
+from builder.container import Container, docker_client, ensure_image
+from builder.errors import ContainerCommandError, StageError
+from builder.platforms import Arch
+from builder.progress import Reporter
+
+APK_DB = PurePosixPath("/lib/apk/db/installed")
+ROOTFS_NAME = "rootfs.tar"
+FACTS_NAME = "acquire.json"
+_MARK = "@@musl-pbs-facts@@"
+
+# Run by the image's own python3 after installation: facts the later stages rely on.
+_PROBE = f"""
+import json, os, platform, sys, sysconfig
+v = sysconfig.get_config_var
+print({_MARK!r} + json.dumps({{
+    "version": platform.python_version(),
+    "minor": "%d.%d" % sys.version_info[:2],
+    "executable": os.path.realpath(sys.executable),
+    "prefix": sys.prefix,
+    "stdlib": sysconfig.get_path("stdlib"),
+    "include": sysconfig.get_path("include"),
+    "libdir": v("LIBDIR"),
+    "ldlibrary": v("LDLIBRARY"),
+    "instsoname": v("INSTSONAME"),
+    "soabi": v("SOABI"),
+    "ext_suffix": v("EXT_SUFFIX"),
+    "multiarch": getattr(sys.implementation, "_multiarch", None),
+    "builtin_modules": sorted(sys.builtin_module_names),
+}}))
+"""
+
+
+@dataclass(frozen=True)
+class PythonFacts:
+    version: str
+    minor: str
+    executable: str
+    prefix: str
+    stdlib: str
+    include: str
+    libdir: str
+    ldlibrary: str
+    instsoname: str
+    soabi: str
+    ext_suffix: str
+    multiarch: str | None
+    builtin_modules: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PythonFacts:
+        data = dict(data)
+        data["builtin_modules"] = tuple(data.get("builtin_modules", ()))
+        for key in ("libdir", "ldlibrary", "instsoname", "soabi", "ext_suffix"):
+            data[key] = data.get(key) or ""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Acquired:
+    """What acquire leaves in its directory: ``rootfs.tar`` and ``acquire.json``."""
+
+    directory: Path
+    arch: str
+    image: str
+    image_id: str
+    platform: str
+    alpine_release: str
+    musl_version: str
+    python: PythonFacts
+    packages: tuple[ApkPackage, ...]
+    installed: tuple[str, ...]  # packages named on the apk command lines that succeeded
+    missing_optional: tuple[str, ...] = field(default=())
+
+    @property
+    def rootfs(self) -> Path:
+        return self.directory / ROOTFS_NAME
+
+    def save(self) -> None:
+        data = asdict(self)
+        data["directory"] = None
+        data["packages"] = [
+            {**p.to_json(), "files": [str(f) for f in p.files]} for p in self.packages
+        ]
+        tmp = self.directory / (FACTS_NAME + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.directory / FACTS_NAME)
+
+    @classmethod
+    def load(cls, directory: Path) -> Acquired:
+        path = directory / FACTS_NAME
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StageError(
+                f"{directory} holds no {FACTS_NAME}",
+                hint="run `musl-pbs build` (or its acquire stage) first",
+            ) from None
+        packages = tuple(
+            ApkPackage(**{**p, "files": tuple(PurePosixPath(f) for f in p.get("files", ()))})
+            for p in data.pop("packages")
+        )
+        data.pop("directory", None)
+        return cls(
+            directory=directory,
+            python=PythonFacts.from_json(data.pop("python")),
+            packages=packages,
+            installed=tuple(data.pop("installed")),
+            missing_optional=tuple(data.pop("missing_optional", ())),
+            **data,
+        )
+
+
+def _read_member(rootfs: Path, path: PurePosixPath) -> str | None:
+    want = str(path).lstrip("/")
+    with tarfile.open(rootfs) as tar:
+        for member in tar:
+            if member.name.lstrip("./").rstrip("/") == want and member.isfile():
+                f = tar.extractfile(member)
+                return f.read().decode("utf-8", errors="replace") if f else None
+    return None
+
+
+def musl_version_of(packages: list[ApkPackage] | tuple[ApkPackage, ...]) -> str:
+    for p in packages:
+        if p.name == "musl":
+            return upstream_version(p.version)
+    return ""
+
+
+def acquire(
+    *,
+    arch: Arch,
+    image: str,
+    recipe: Recipe,
+    out_dir: Path,
+    reporter: Reporter,
+    image_hint: str = "",
+) -> Acquired:
+    """Install the recipe's packages in a fresh container of ``image`` and export it."""
+    client = docker_client()
+    ensure_image(client, image, arch.docker_platform, hint=image_hint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image_id = str(client.images.get(image).id)
+    reporter.stage("acquire", f"starting {image} ({arch.docker_platform})")
+    with Container(client, image, platform=arch.docker_platform, purpose="acquire") as c:
+        command = recipe.install_command()
+        reporter.stage("acquire", " ".join(command))
+        c.check_call(
+            command,
+            what=" ".join(command),
+            hint="apk's message is above; check the package names in "
+            f"{recipe.source.name} and that the image can reach its repositories",
+            on_output=reporter.output,
+        )
+        installed = list(recipe.packages)
+        missing: list[str] = []
+        for pkg in recipe.optional_packages:
+            optional = recipe.install_command((pkg,))
+            opt = c.call(optional, on_output=reporter.output)
+            if opt.exit_code == 0:
+                installed.append(pkg)
+            else:
+                missing.append(pkg)
+                reporter.detail(f"optional package {pkg} is not available; going on without it")
+        probe = c.call(["python3", "-c", _PROBE])
+        facts_line = next(
+            (ln for ln in probe.output.splitlines() if ln.startswith(_MARK)), None
+        )
+        if probe.exit_code != 0 or facts_line is None:
+            raise ContainerCommandError(
+                f"python3 did not run after installation (exit {probe.exit_code}):\n"
+                f"{probe.tail()}",
+                hint=f"the packages {', '.join(recipe.packages)} must provide python3",
+            )
+        facts = PythonFacts.from_json(json.loads(facts_line[len(_MARK):]))
+        reporter.stage("acquire", f"exporting the filesystem (Python {facts.version})")
+        c.export(
+            out_dir / ROOTFS_NAME,
+        )
+    db_text = _read_member(out_dir / ROOTFS_NAME, APK_DB) or ""
+    packages = parse_installed(db_text)
+    if not packages:
+        raise StageError(
+            f"the exported filesystem of {image} has no package records in {APK_DB}",
+            hint="build from an Alpine image (or an Alpine-like one that keeps apk's database)",
+        )
+    release = (_read_member(out_dir / ROOTFS_NAME, PurePosixPath("/etc/alpine-release")) or "")
+    result = Acquired(
+        directory=out_dir,
+        arch=arch.alpine,
+        image=image,
+        image_id=image_id,
+        platform=arch.docker_platform,
+        alpine_release=release.strip(),
+        musl_version=musl_version_of(packages),
+        python=facts,
+        packages=tuple(packages),
+        installed=tuple(installed),
+        missing_optional=tuple(missing),
+    )
+    result.save()
+    return result

@@ -1,0 +1,148 @@
+"""The build pipeline: acquire -> stage -> relocate -> pack, for one target."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from builder.acquire import Acquired, acquire
+from builder.apkdb import ApkPackage
+from builder.config import Matrix, Recipe, load_recipe
+from builder.naming import ArchiveName
+from builder.pack import Packed, build_info, pack
+from builder.patcher import Patchelf
+from builder.platforms import Arch
+from builder.progress import Reporter
+from builder.relocate import Relocated, relocate
+from builder.stage import Staged, stage
+
+TEST_GROUND_HINT = (
+    "with no registry reachable, build the Alpine-like test image with "
+    "`tests/fixtures/build-images --arch {arch}` and pass its first line as --image"
+)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    packed: Packed
+    acquired: Acquired
+    staged: Staged
+    relocated: Relocated
+    seconds: float
+
+
+def packages_in_archive(acquired: Acquired, staged: Staged) -> list[ApkPackage]:
+    """The apk packages that own a file that ended up in the archive."""
+    facts = acquired.python
+    kept_dirs = [PurePosixPath(facts.stdlib), PurePosixPath(facts.include)]
+    kept_files = {PurePosixPath(p) for p in staged.origins.values()}
+    kept_files.add(PurePosixPath(facts.executable))
+    out = []
+    for pkg in acquired.packages:
+        if not pkg.files:
+            continue
+        if any(f in kept_files or any(f.is_relative_to(d) for d in kept_dirs)
+               for f in pkg.files):
+            out.append(pkg)
+    if out:
+        return out
+    # A database without file lists: every package installed is a candidate.
+    return list(acquired.packages)
+
+
+def source_date_epoch(acquired: Acquired) -> int:
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env and env.isdigit():
+        return int(env)
+    for pkg in acquired.packages:
+        if pkg.name == "python3" and pkg.build_time:
+            return pkg.build_time
+    return 0
+
+
+def choose_install_recipe(python: str | None, release_tag: str, matrix: Matrix) -> Recipe:
+    if python:
+        return load_recipe(python)
+    release = matrix.release(release_tag)
+    return load_recipe(release.python if release else "3.12")
+
+
+def build_target(
+    *,
+    arch: Arch,
+    release_tag: str,
+    image: str | None,
+    python: str | None,
+    matrix: Matrix,
+    out_dir: Path,
+    work_dir: Path,
+    reporter: Reporter,
+) -> BuildResult:
+    start = time.monotonic()
+    patcher = Patchelf()  # checked before anything slow starts
+    image_ref = image or matrix.image_for(release_tag)
+    install_recipe = choose_install_recipe(python, release_tag, matrix)
+    acquired = acquire(
+        arch=arch,
+        image=image_ref,
+        recipe=install_recipe,
+        out_dir=work_dir / "acquire",
+        reporter=reporter,
+        image_hint=TEST_GROUND_HINT.format(arch=arch.alpine) if image is None else "",
+    )
+    recipe = (
+        install_recipe
+        if install_recipe.python == acquired.python.minor
+        else load_recipe(acquired.python.minor)
+    )
+    staged = stage(acquired, recipe, arch, work_dir / "stage", reporter)
+    prefix = acquired.python.prefix
+    relocated = relocate(staged.tree, prefix, acquired.python.minor, patcher, reporter)
+    name = ArchiveName(acquired.python.version, arch)
+    info = manifest_fields(acquired, staged, relocated, recipe, arch)
+    packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter)
+    return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start)
+
+
+def manifest_fields(
+    acquired: Acquired, staged: Staged, relocated: Relocated, recipe: Recipe, arch: Arch
+) -> dict[str, Any]:
+    facts = acquired.python
+    ext_dir = staged.tree / "lib" / f"python{facts.minor}" / "lib-dynload"
+    extensions = sorted(
+        p.name.split(".", 1)[0] for p in ext_dir.glob("*.so")
+    ) if ext_dir.is_dir() else []
+    return build_info(
+        name=ArchiveName(facts.version, arch).stem,
+        python_version=facts.version,
+        python_minor=facts.minor,
+        arch=arch.alpine,
+        archive_arch=arch.archive_arch,
+        target_triple=arch.target_triple,
+        docker_platform=arch.docker_platform,
+        libc="musl",
+        musl_version_needed=acquired.musl_version,
+        musl_loader=str(arch.loader),
+        alpine_release=acquired.alpine_release,
+        image=acquired.image,
+        image_id=acquired.image_id,
+        python_paths={
+            "bin": f"bin/python{facts.minor}",
+            "stdlib": f"lib/python{facts.minor}",
+            "include": f"include/python{facts.minor}",
+        },
+        soabi=facts.soabi,
+        ext_suffix=facts.ext_suffix,
+        multiarch=facts.multiarch,
+        extension_modules=extensions,
+        builtin_modules=list(facts.builtin_modules),
+        required_extensions=list(recipe.required_extensions),
+        expected_extensions=list(recipe.expected_extensions),
+        bundled_libraries=staged.bundled,
+        patched_elf_files=len(relocated.patched_elves),
+        packages=[p.to_json() for p in packages_in_archive(acquired, staged)],
+        missing_optional_packages=list(acquired.missing_optional),
+    )

@@ -1,0 +1,74 @@
+"""`musl-pbs verify`: static audit + runtime checks in a clean musl container."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from builder.errors import VerifyFailedError
+from builder.progress import ConsoleReporter
+from builder.verify import VerifyReport, verify_archive
+
+
+def add_parser(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "verify", help="audit an archive and test it in a clean musl container"
+    )
+    p.add_argument("archive", type=Path, help="cpython-X.Y.Z-linux-ARCH-musl.tar.gz or .tar.zst")
+    p.add_argument("--image", help="musl-only base image to test in (default: derived from "
+                   "the archive's Alpine release: its loader and busybox only)")
+    p.add_argument("--wheelhouse", type=Path, help="directory with pip and numpy wheels "
+                   "(default: downloaded once from PyPI and cached)")
+    p.add_argument("--static-only", action="store_true", help="skip the container checks")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.set_defaults(run=run)
+
+
+def _print(report: VerifyReport, console: Console) -> None:
+    table = Table(title=f"verify {report.archive.name}", show_lines=False)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for r in report.results:
+        mark = "[green]ok[/]" if r.ok else ("[red]FAIL[/]" if r.level == "error" else
+                                            "[yellow]warn[/]")
+        detail = r.detail if not r.ok else ""
+        if r.path and not r.ok:
+            detail = f"{r.path}: {detail}"
+        if r.ok and r.check.startswith("import:"):
+            continue
+        table.add_row(escape(r.check), mark, escape(detail))
+    imports = [r for r in report.results if r.check.startswith("import:")]
+    ok_imports = sum(r.ok for r in imports)
+    table.add_row("import:*", "[green]ok[/]" if ok_imports == len(imports) else "[red]FAIL[/]",
+                  f"{ok_imports}/{len(imports)} extension modules in lib-dynload import")
+    console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = verify_archive(
+        args.archive,
+        image=args.image,
+        reporter=ConsoleReporter(),
+        wheelhouse=args.wheelhouse,
+        runtime=not args.static_only,
+    )
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print(report, Console(stderr=True))
+    if not report.ok:
+        lines = [f"  {r.check}: {(r.path + ': ') if r.path else ''}{r.detail}"
+                 for r in report.failures]
+        raise VerifyFailedError(
+            f"{report.archive.name}: {len(report.failures)} check(s) failed:\n" + "\n".join(lines)
+        )
+    if not args.json:
+        Console().print(f"verified: {report.archive}", highlight=False)
+    return 0

@@ -1,0 +1,230 @@
+"""The Docker SDK wrapper: one context manager owns a container's whole life.
+
+Build code sees a small interface (``call``, ``check_call``, ``put_tar``, ``export``).
+Host paths are :class:`~pathlib.Path`, container paths :class:`~pathlib.PurePosixPath`.
+The container is removed in ``__exit__`` whatever happened (errors, Ctrl-C), unless
+``MUSL_PBS_KEEP_CONTAINERS=1`` asks to keep it for debugging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tarfile
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from builder.errors import ContainerCommandError, DockerUnavailableError, ImageNotFoundError
+
+KEEP_ENV = "MUSL_PBS_KEEP_CONTAINERS"
+_IDLE_COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+
+OutputCallback = Callable[[str], None]
+
+
+def docker_client() -> Any:
+    """A connected Docker client, or a clear error saying how to start the engine."""
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        raise DockerUnavailableError(f"cannot reach the Docker engine: {e}") from None
+    return client
+
+
+def ensure_image(client: Any, ref: str, platform: str, *, hint: str = "") -> None:
+    """Make sure ``ref`` is present locally; pull only when it is not."""
+    try:
+        client.images.get(ref)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as e:
+        raise DockerUnavailableError(f"the Docker engine failed to look up {ref}: {e}") from None
+    try:
+        client.images.pull(ref, platform=platform)
+    except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageNotFoundError(
+            f"image {ref!r} ({platform}) is not present and could not be pulled: {first_line}",
+            hint=hint or f"pull it (`docker pull --platform {platform} {ref}`) or pass --image",
+        ) from None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output.rstrip().splitlines()[-lines:])
+
+
+class Container:
+    """A running container, removed on exit. Use as a context manager."""
+
+    def __init__(
+        self,
+        client: Any,
+        image: str,
+        *,
+        platform: str,
+        network: bool = True,
+        purpose: str = "build",
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        self._client = client
+        self.image = image
+        self.platform = platform
+        self.network = network
+        self.name = f"musl-pbs-{purpose}-{uuid.uuid4().hex[:12]}"
+        self._environment = dict(environment or {})
+        self._container: Any = None
+
+    # -- lifetime -------------------------------------------------------------------------
+    def __enter__(self) -> Container:
+        kwargs: dict[str, Any] = {
+            "name": self.name,
+            "platform": self.platform,
+            "detach": True,
+            "environment": self._environment,
+            "labels": {"org.musl-pbs": "1"},
+        }
+        if not self.network:
+            kwargs["network_mode"] = "none"
+        try:
+            self._container = self._client.containers.create(
+                self.image, _IDLE_COMMAND, **kwargs
+            )
+            self._container.start()
+        except BaseException as e:
+            self._remove()
+            if isinstance(e, docker.errors.ImageNotFound):
+                raise ImageNotFoundError(f"image {self.image!r} not found") from None
+            if isinstance(e, docker.errors.APIError):
+                raise DockerUnavailableError(
+                    f"could not start a container from {self.image!r} ({self.platform}): {e}",
+                    hint=_platform_hint(self.platform),
+                ) from None
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        if self._container is None:
+            return
+        if os.environ.get(KEEP_ENV) == "1":
+            return
+        try:
+            self._container.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError:
+            # Removal raced with the engine; try once more by name.
+            with contextlib.suppress(docker.errors.APIError):
+                self._client.api.remove_container(self.name, force=True, v=True)
+        self._container = None
+
+    # -- commands -------------------------------------------------------------------------
+    def call(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: PurePosixPath | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in the container, streaming output; return its exit code and output."""
+        api = self._client.api
+        exec_id = api.exec_create(
+            self._container.id,
+            list(argv),
+            environment=dict(env or {}),
+            workdir=str(workdir) if workdir else None,
+        )["Id"]
+        chunks: list[str] = []
+        pending = ""
+        for raw in api.exec_start(exec_id, stream=True):
+            text = raw.decode("utf-8", errors="replace")
+            chunks.append(text)
+            if on_output is not None:
+                pending += text
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    on_output(line)
+        if on_output is not None and pending:
+            on_output(pending)
+        code = api.exec_inspect(exec_id)["ExitCode"]
+        return ExecResult(int(code if code is not None else -1), "".join(chunks))
+
+    def check_call(
+        self,
+        argv: Sequence[str],
+        *,
+        what: str,
+        hint: str = "",
+        env: Mapping[str, str] | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        result = self.call(argv, env=env, on_output=on_output)
+        if result.exit_code != 0:
+            raise ContainerCommandError(
+                f"{what} failed in {self.image} (exit {result.exit_code}):\n{result.tail()}",
+                hint=hint,
+            )
+        return result
+
+    # -- files ----------------------------------------------------------------------------
+    def put_tar(self, dest: PurePosixPath, data: bytes | BinaryIO) -> None:
+        """Unpack a tar stream (plain or gzip) into ``dest`` (created if missing)."""
+        self.check_call(["mkdir", "-p", str(dest)], what=f"mkdir {dest}")
+        if not self._container.put_archive(str(dest), data):
+            raise ContainerCommandError(f"could not copy files into {dest} of {self.name}")
+
+    def put_files(self, dest: PurePosixPath, files: Iterable[tuple[str, Path]]) -> None:
+        """Copy host files into ``dest`` under the given names."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, path in files:
+                tar.add(str(path), arcname=name, recursive=True)
+        self.put_tar(dest, buf.getvalue())
+
+    def export(self, dest: Path, *, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Write the container's filesystem as a tar to ``dest`` (temp name, then rename)."""
+        tmp = dest.with_name(dest.name + ".tmp")
+        total = 0
+        try:
+            with tmp.open("wb") as f:
+                for chunk in self._container.export(chunk_size=1 << 20):
+                    f.write(chunk)
+                    total += len(chunk)
+                    if on_bytes is not None:
+                        on_bytes(total)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _platform_hint(platform: str) -> str:
+    if platform.endswith("amd64"):
+        return "check `docker info`; the engine must be able to run containers"
+    return (
+        f"running {platform} containers needs qemu-user-static registered with binfmt_misc "
+        "(`apt-get install qemu-user-static`, then see README: Foreign architectures)"
+    )

@@ -1,0 +1,109 @@
+"""Runtime checks, run *inside* the verify container by the archive's own interpreter.
+
+Usage: python3 runtime_checks.py PREFIX CONFIG_JSON
+Prints one JSON list of {"check", "ok", "level", "detail", "path"} objects.
+Python 3.8+ syntax, stdlib only: this file is not part of the builder's runtime.
+"""
+
+import importlib
+import json
+import os
+import sys
+import sysconfig
+
+PREFIX = sys.argv[1]
+CONFIG = json.loads(sys.argv[2])
+RESULTS = []
+
+
+def check(name, fn, path="", level="error"):
+    try:
+        detail = fn()
+        RESULTS.append({"check": name, "ok": True, "level": level,
+                        "detail": "" if detail is None else str(detail), "path": path})
+    except BaseException as e:  # every failure is a result
+        RESULTS.append({"check": name, "ok": False, "level": level,
+                        "detail": "%s: %s" % (type(e).__name__, e), "path": path})
+
+
+def same(a, b):
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def prefix():
+    assert same(sys.prefix, PREFIX), "sys.prefix is %s, expected %s" % (sys.prefix, PREFIX)
+    assert same(sys.base_prefix, PREFIX), "sys.base_prefix is %s" % sys.base_prefix
+    assert same(sys.executable, os.path.join(PREFIX, "bin", os.path.basename(sys.executable)))
+    return sys.prefix
+
+
+def zlib_roundtrip():
+    import zlib
+    data = b"musl-pbs " * 1000
+    assert zlib.decompress(zlib.compress(data)) == data
+    return zlib.ZLIB_RUNTIME_VERSION
+
+
+def ctypes_callback():
+    import ctypes
+    libc = ctypes.CDLL(None)
+    cmp_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                             ctypes.POINTER(ctypes.c_int))
+    values = (ctypes.c_int * 6)(5, 1, 4, 2, 6, 3)
+    calls = []
+
+    def cmp(a, b):
+        calls.append(1)
+        return a[0] - b[0]
+
+    libc.qsort(values, len(values), ctypes.sizeof(ctypes.c_int), cmp_t(cmp))
+    assert list(values) == [1, 2, 3, 4, 5, 6], list(values)
+    assert calls, "the callback was never called"
+    return "qsort sorted through %d callbacks" % len(calls)
+
+
+def musl_abi():
+    multiarch = getattr(sys.implementation, "_multiarch", "")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ""
+    assert "musl" in multiarch, "sys.implementation._multiarch is %r" % multiarch
+    assert "-musl" in suffix, "EXT_SUFFIX is %r" % suffix
+    return "%s %s" % (multiarch, suffix)
+
+
+def sysconfig_paths():
+    bad = {}
+    for key in ("LIBDIR", "INCLUDEPY", "BINDIR", "LIBPL", "LIBDEST", "prefix"):
+        value = sysconfig.get_config_var(key)
+        if value and not same(os.path.commonpath([os.path.realpath(value),
+                                                  os.path.realpath(PREFIX)]), PREFIX):
+            bad[key] = value
+    for key, value in sysconfig.get_paths().items():
+        if not os.path.realpath(value).startswith(os.path.realpath(PREFIX)):
+            bad[key] = value
+    assert not bad, "outside the prefix: %r" % bad
+    return sysconfig.get_config_var("INCLUDEPY")
+
+
+check("prefix", prefix)
+check("zlib", zlib_roundtrip)
+check("ctypes-callback", ctypes_callback)
+check("musl-abi", musl_abi)
+check("sysconfig-paths", sysconfig_paths)
+
+dynload = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")
+present = set()
+for name in sorted(os.listdir(dynload)) if os.path.isdir(dynload) else []:
+    if not name.endswith(".so"):
+        continue
+    module = name.split(".", 1)[0]
+    present.add(module)
+    check("import:" + module, lambda m=module: importlib.import_module(m) and None,
+          path=os.path.join(dynload, name))
+
+for module in CONFIG.get("required", []):
+    check("required:" + module, lambda m=module: importlib.import_module(m) and None)
+for module in CONFIG.get("expected", []):
+    check("expected:" + module, lambda m=module: importlib.import_module(m) and None,
+          level="warning")
+
+print(json.dumps(RESULTS))

@@ -1,0 +1,100 @@
+"""Images musl-pbs makes itself: a musl-only base image derived from an Alpine release.
+
+Images are assembled as a docker-archive (``manifest.json``, ``config.json``, one layer)
+and loaded, because ``docker import`` records the host's architecture whatever the
+platform asked for, and the engine then refuses to run a foreign-arch import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import tempfile
+from pathlib import Path
+
+from builder.container import Container, docker_client, ensure_image
+from builder.errors import ImageNotFoundError
+from builder.platforms import Arch
+from builder.progress import Reporter
+
+_BASE_KEEP_DIRS = ("bin", "sbin", "usr/bin", "usr/sbin")
+
+
+def load_rootfs_image(client: object, layer: Path, ref: str, arch: Arch) -> None:
+    """Load ``layer`` (a rootfs tar) as image ``ref`` whose config says ``arch``."""
+    digest = hashlib.sha256(layer.read_bytes()).hexdigest()
+    parts = arch.docker_platform.split("/")
+    config = {
+        "architecture": parts[1],
+        "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["/bin/sh"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest}"]},
+        "history": [{"created_by": "musl-pbs"}],
+    }
+    if len(parts) > 2:
+        config["variant"] = parts[2]
+    manifest = [{"Config": "config.json", "RepoTags": [ref], "Layers": ["layer.tar"]}]
+    with tempfile.TemporaryDirectory(prefix="musl-pbs-image-") as tmp:
+        archive = Path(tmp, "image.tar")
+        with tarfile.open(archive, "w") as tar:
+            for name, data in (("manifest.json", manifest), ("config.json", config)):
+                blob = json.dumps(data).encode()
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+            tar.add(str(layer), arcname="layer.tar")
+        with archive.open("rb") as f:
+            client.images.load(f)  # type: ignore[attr-defined]
+
+
+def _keep_for_base(member: tarfile.TarInfo, loader_name: str, libc_name: str) -> bool:
+    name = member.name.lstrip("./")
+    if name in ("lib", "bin", "sbin", "usr", "usr/bin", "usr/sbin", "tmp", "root", "etc"):
+        return member.isdir()
+    if name in (f"lib/{loader_name}", f"lib/{libc_name}", "bin/busybox",
+                "etc/passwd", "etc/group", "etc/alpine-release", "etc/os-release"):
+        return True
+    if member.issym() and name.split("/", 1)[0] in ("bin", "sbin", "usr"):
+        return member.linkname.endswith("busybox")
+    return False
+
+
+def derive_base_image(release: str, arch: Arch, reporter: Reporter) -> str:
+    """``musl-pbs-base:<release>-<arch>``: the loader and busybox of ``alpine:<release>``."""
+    ref = f"musl-pbs-base:{release}-{arch.alpine}"
+    client = docker_client()
+    try:
+        client.images.get(ref)
+        return ref
+    except Exception:  # any lookup failure means: make it
+        pass
+    source = f"alpine:{release}"
+    ensure_image(
+        client, source, arch.docker_platform,
+        hint=f"pass --image with a musl-only base image (the test ground prints one: "
+        f"`tests/fixtures/build-images --arch {arch.alpine}`, second line)",
+    )
+    reporter.stage("verify", f"deriving {ref} from {source} (loader + busybox only)")
+    with tempfile.TemporaryDirectory(prefix="musl-pbs-base-") as tmp:
+        export = Path(tmp, "export.tar")
+        layer = Path(tmp, "layer.tar")
+        with Container(client, source, platform=arch.docker_platform, purpose="base") as c:
+            c.export(export)
+        loader, libc = arch.loader.name, arch.libc_soname
+        with tarfile.open(export) as src, tarfile.open(layer, "w") as dst:
+            for m in src:
+                if _keep_for_base(m, loader, libc):
+                    f = src.extractfile(m) if m.isfile() else None
+                    dst.addfile(m, f)
+        with tarfile.open(layer) as check:
+            if f"lib/{loader}" not in {m.name.lstrip("./") for m in check}:
+                    raise ImageNotFoundError(
+                        f"{source} has no {arch.loader} to derive a base image from"
+                    )
+        load_rootfs_image(client, layer, ref, arch)
+    return ref

@@ -1,0 +1,169 @@
+"""pack: deterministic tar -> .tar.gz and .tar.zst, SHA256SUMS and the JSON manifest.
+
+Everything is written under a temporary name and renamed into place at the end, so a
+failed build leaves nothing that looks like an archive.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from builder import __version__
+from builder.naming import CHECKSUMS, ArchiveName
+from builder.progress import Reporter
+
+ZSTD_LEVEL = 15
+BUILDINFO = "musl-pbs.json"  # inside python/: what the archive is, without checksums
+
+
+@dataclass(frozen=True)
+class Packed:
+    gz: Path
+    zst: Path
+    manifest: Path
+    checksums: Path
+    data: dict[str, Any]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _members(tree: Path) -> Iterator[Path]:
+    """Every path under ``tree`` (tree included), parents before children, sorted."""
+    paths = [tree]
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in dirnames + filenames:
+            paths.append(Path(dirpath, name))
+    yield from sorted(paths, key=lambda p: p.relative_to(tree.parent).parts)
+
+
+def _normalised(tar: tarfile.TarFile, path: Path, arcname: str, epoch: int) -> tarfile.TarInfo:
+    info = tar.gettarinfo(str(path), arcname)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = min(int(info.mtime), epoch)
+    if info.isdir():
+        info.mode = 0o755
+    elif info.issym():
+        info.mode = 0o777
+    else:
+        info.mode = 0o755 if info.mode & 0o111 else 0o644
+    return info
+
+
+def write_tar(tree: Path, dest: Path, epoch: int) -> int:
+    """Write ``tree`` (its name as the single top directory) as a plain tar; return count."""
+    count = 0
+    with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
+        for path in _members(tree):
+            arcname = path.relative_to(tree.parent).as_posix()
+            info = _normalised(tar, path, arcname, epoch)
+            if info.isreg():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+            count += 1
+    return count
+
+
+def compress_gz(src: Path, dest: Path) -> None:
+    with (
+        src.open("rb") as fin,
+        dest.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+    ):
+        shutil.copyfileobj(fin, gz, 1 << 20)
+
+
+def compress_zst(src: Path, dest: Path) -> None:
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, write_content_size=True)
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        cctx.copy_stream(fin, fout, size=src.stat().st_size)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def update_checksums(path: Path, entries: dict[str, str]) -> None:
+    """Merge ``name -> sha256`` into a SHA256SUMS file (sorted, temp name then rename)."""
+    current: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            digest, _, name = line.partition("  ")
+            if name:
+                current[name] = digest
+    current.update(entries)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(current.items())))
+    os.replace(tmp, path)
+
+
+def pack(
+    tree: Path,
+    name: ArchiveName,
+    out_dir: Path,
+    info: dict[str, Any],
+    epoch: int,
+    reporter: Reporter,
+) -> Packed:
+    """Pack ``tree`` (a directory named ``python``) into ``out_dir``."""
+    if tree.name != "python":
+        raise ValueError("the staged tree must be named python/")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(tree / BUILDINFO, info)
+    final = {"gz": out_dir / name.gz, "zst": out_dir / name.zst, "json": out_dir / name.manifest}
+    tmps = {k: v.with_name(f".{v.name}.tmp") for k, v in final.items()}
+    plain = out_dir / f".{name.stem}.tar.tmp"
+    try:
+        reporter.stage("pack", f"writing {name.stem} (tar, epoch {epoch})")
+        count = write_tar(tree, plain, epoch)
+        reporter.stage("pack", "compressing .tar.gz")
+        compress_gz(plain, tmps["gz"])
+        reporter.stage("pack", f"compressing .tar.zst (level {ZSTD_LEVEL})")
+        compress_zst(plain, tmps["zst"])
+        archives: dict[str, dict[str, Any]] = {}
+        for key, suffix in (("gz", "tar.gz"), ("zst", "tar.zst")):
+            archives[suffix] = {
+                "file": final[key].name,
+                "size": tmps[key].stat().st_size,
+                "sha256": sha256_file(tmps[key]),
+            }
+        manifest = {
+            **info,
+            "file_count": count,
+            "uncompressed_size": plain.stat().st_size,
+            "archives": archives,
+        }
+        _write_json(tmps["json"], manifest)
+        for key in ("gz", "zst", "json"):
+            os.replace(tmps[key], final[key])
+        update_checksums(
+            out_dir / CHECKSUMS, {a["file"]: a["sha256"] for a in archives.values()}
+        )
+    finally:
+        plain.unlink(missing_ok=True)
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+    return Packed(final["gz"], final["zst"], final["json"], out_dir / CHECKSUMS, manifest)
+
+
+def build_info(**fields: Any) -> dict[str, Any]:
+    return {"schema": 1, "builder": f"musl-pbs {__version__}", **fields}

@@ -1,0 +1,202 @@
+"""relocate: make the staged tree work wherever it is unpacked.
+
+- every ELF finds bundled libraries through an ``$ORIGIN``-relative RPATH;
+- ``_sysconfigdata_*.py`` names the placeholder prefix ``/install`` (the prefix uv rewrites
+  on install, as for python-build-standalone) and, when imported, points those values at
+  the tree it lives in;
+- ``python3.X-config``, pkg-config files, the config Makefile and script shebangs stop
+  naming the build prefix.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import posixpath
+import pprint
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.elf import is_elf, read_elf
+from builder.errors import StageError
+from builder.patcher import ElfPatcher
+from builder.platforms import is_musl_libc_name
+from builder.progress import Reporter
+
+PLACEHOLDER = "/install"
+SYSCONFIG_HEADER = "# system configuration generated and used by the sysconfig module\n"
+# Values that name system locations, not the build prefix: left alone.
+SYSTEM_VARS = frozenset({"TZPATH"})
+
+_RELOCATE_CODE = '''
+# musl-pbs: the values above name the placeholder prefix /install (uv rewrites it on
+# install). Without uv, point them at the tree this file lives in.
+def _musl_pbs_relocate():
+    import os
+    import re
+    prefix = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    token = re.compile(r"(?<![\\w./-])/install(?=/|\\s|$|[\\'\\":])")
+    for key, value in build_time_vars.items():
+        if isinstance(value, str) and "/install" in value:
+            build_time_vars[key] = token.sub(lambda _: prefix, value)
+
+
+_musl_pbs_relocate()
+del _musl_pbs_relocate
+'''
+
+TRAMPOLINE = (
+    "#!/bin/sh\n"
+    "'''exec' \"$(dirname -- \"$(readlink -f -- \"$0\")\")/{exe}\" \"$0\" \"$@\"\n"
+    "' '''\n"
+)
+
+
+@dataclass
+class Relocated:
+    patched_elves: list[str] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)
+
+
+def _prefix_token(prefix: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w./-])" + re.escape(prefix.rstrip("/")) + r"(?=/|\s|$|['\":;])")
+
+
+def rpath_for(rel: str) -> str:
+    """``$ORIGIN``-relative path from the directory of ``rel`` to ``lib/``."""
+    here = posixpath.dirname(rel) or "."
+    up = posixpath.relpath("lib", here)
+    return "$ORIGIN" if up == "." else f"$ORIGIN/{up}"
+
+
+def _walk(tree: Path) -> list[Path]:
+    out = []
+    for dirpath, _dirs, files in os.walk(tree):
+        for name in files:
+            out.append(Path(dirpath, name))
+    return sorted(out)
+
+
+def _drop_pyc(py: Path) -> None:
+    cache = py.parent / "__pycache__"
+    if cache.is_dir():
+        for pyc in cache.glob(f"{py.stem}.*.pyc"):
+            pyc.unlink()
+
+
+def relocate_elves(tree: Path, patcher: ElfPatcher) -> list[str]:
+    """Give every ELF that needs bundled libraries the ``$ORIGIN`` RPATH; drop others."""
+    bundled = {p.name for p in (tree / "lib").iterdir() if p.is_file() or p.is_symlink()}
+    patched = []
+    for path in _walk(tree):
+        if not is_elf(path):
+            continue
+        info = read_elf(path)
+        if info is None:
+            continue
+        rel = path.relative_to(tree).as_posix()
+        wants = any(n in bundled for n in info.needed if not is_musl_libc_name(n))
+        want = rpath_for(rel) if wants else ""
+        if info.search_path == ((want,) if want else ()):
+            continue
+        if not wants and not info.search_path:
+            continue
+        patcher.set_rpath(path, want)
+        patched.append(rel)
+    return patched
+
+
+def relocate_sysconfigdata(path: Path, prefix: str) -> None:
+    text = path.read_text()
+    module = ast.parse(text)
+    data: dict[str, object] | None = None
+    for node in module.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "build_time_vars"
+        ):
+            data = ast.literal_eval(node.value)
+    if not isinstance(data, dict):
+        raise StageError(f"{path.name}: no build_time_vars dictionary found")
+    token = _prefix_token(prefix)
+    for key, value in data.items():
+        if isinstance(value, str) and key not in SYSTEM_VARS:
+            data[key] = token.sub(PLACEHOLDER, value)
+    body = pprint.pformat(data, indent=1, width=80, sort_dicts=True)
+    path.write_text(SYSCONFIG_HEADER + "build_time_vars = " + body + "\n" + _RELOCATE_CODE)
+    _drop_pyc(path)
+
+
+def relocate_pkgconfig(path: Path, prefix: str) -> bool:
+    lines = path.read_text().splitlines(keepends=True)
+    token = _prefix_token(prefix)
+    changed = False
+    for i, line in enumerate(lines):
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_.]*)=(.*)$", line.rstrip("\n"))
+        if m and token.match(m.group(2)):
+            rest = m.group(2)[len(prefix.rstrip("/")):]
+            lines[i] = f"{m.group(1)}=${{pcfiledir}}/../..{rest}\n"
+            changed = True
+    if changed:
+        path.write_text("".join(lines))
+    return changed
+
+
+def relocate_makefile(path: Path, prefix: str) -> bool:
+    text = path.read_text()
+    new = re.sub(
+        r"^prefix=[ \t]*" + re.escape(prefix.rstrip("/")) + r"[ \t]*$",
+        "prefix:=\t$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)",
+        text,
+        count=1,
+        flags=re.M,
+    )
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+def relocate_script(path: Path, prefix: str, exe: str) -> bool:
+    """Python scripts get a /bin/sh trampoline; shell scripts stop naming the prefix."""
+    data = path.read_bytes()
+    if not data.startswith(b"#!"):
+        return False
+    first, _, rest = data.partition(b"\n")
+    if b"python" in first:
+        path.write_bytes(TRAMPOLINE.format(exe=exe).encode() + rest)
+        return True
+    if first.split()[0].endswith((b"/sh", b"/bash")) or b"/sh" in first:
+        text = rest.decode("utf-8", errors="surrogateescape")
+        new = _prefix_token(prefix).sub(PLACEHOLDER, text)
+        if new != text:
+            path.write_bytes(first + b"\n" + new.encode("utf-8", errors="surrogateescape"))
+            return True
+    return False
+
+
+def relocate(tree: Path, prefix: str, minor: str, patcher: ElfPatcher,
+             reporter: Reporter) -> Relocated:
+    result = Relocated()
+    reporter.stage("relocate", "setting $ORIGIN-relative RPATHs")
+    result.patched_elves = relocate_elves(tree, patcher)
+    reporter.detail(f"patched {len(result.patched_elves)} ELF files")
+    stdlib = tree / "lib" / f"python{minor}"
+    for sc in sorted(stdlib.glob("_sysconfigdata_*.py")):
+        relocate_sysconfigdata(sc, prefix)
+        result.rewritten.append(sc.relative_to(tree).as_posix())
+    for pc in sorted((tree / "lib" / "pkgconfig").glob("*.pc")):
+        if not pc.is_symlink() and relocate_pkgconfig(pc, prefix):
+            result.rewritten.append(pc.relative_to(tree).as_posix())
+    for mk in sorted(stdlib.glob("config-*/Makefile")):
+        if relocate_makefile(mk, prefix):
+            result.rewritten.append(mk.relative_to(tree).as_posix())
+    for script in sorted((tree / "bin").iterdir()):
+        if script.is_symlink() or not script.is_file() or is_elf(script):
+            continue
+        if relocate_script(script, prefix, f"python{minor}"):
+            result.rewritten.append(script.relative_to(tree).as_posix())
+    reporter.detail(f"rewrote {len(result.rewritten)} text files")
+    return result

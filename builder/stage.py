@@ -1,0 +1,272 @@
+"""stage: safe extraction of the export, then exactly what the interpreter needs.
+
+The staged tree is ``<out>/python/``: ``bin/``, ``include/``, ``lib/python3.X/``, libpython
+and the shared-library closure of the interpreter and every extension module in ``lib/``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from builder.acquire import Acquired
+from builder.closure import compute_closure, system_search_dirs
+from builder.config import Recipe
+from builder.elf import is_elf
+from builder.errors import StageError, UnsafeArchiveError
+from builder.platforms import Arch
+from builder.progress import Reporter
+from builder.rootfs import resolve_in_root
+
+TOP = "python"
+STAGE_FACTS = "stage.json"
+# Programs of the python3 packages kept in bin/ (globs on the file name).
+BIN_PATTERNS = ("python*", "pydoc3*", "2to3*")
+ALWAYS_PRUNE = ("lib/python*/EXTERNALLY-MANAGED",)
+
+
+# -- safe extraction ----------------------------------------------------------------------
+def _inside(path: str) -> bool:
+    norm = posixpath.normpath(path)
+    return not (norm == ".." or norm.startswith("../") or norm.startswith("/"))
+
+
+def rootfs_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """Extraction filter for an exported root filesystem.
+
+    Refuses members that escape the tree and links pointing out of it; drops device
+    nodes and FIFOs; turns absolute symlinks into relative ones with the same meaning
+    inside the root; strips setuid/setgid/sticky bits and ownership.
+    """
+    name = member.name.lstrip("/")
+    if name.startswith("./"):
+        name = name[2:]
+    if not name or name == ".":
+        return None
+    if not _inside(name):
+        raise UnsafeArchiveError(f"refusing {member.name!r}: it escapes the tree")
+    if member.ischr() or member.isblk() or member.isfifo():
+        return None
+    changes: dict[str, object] = {"name": name, "uid": os.getuid(), "gid": os.getgid(),
+                                  "uname": "", "gname": ""}
+    if member.issym():
+        target = member.linkname
+        if target.startswith("/"):
+            rel = posixpath.relpath(posixpath.normpath(target.lstrip("/") or "."),
+                                    posixpath.dirname(name) or ".")
+            target = rel
+        joined = posixpath.join(posixpath.dirname(name), target)
+        if not _inside(joined):
+            raise UnsafeArchiveError(
+                f"refusing symlink {name!r} -> {member.linkname!r}: it points out of the tree"
+            )
+        changes["linkname"] = target
+    elif member.islnk():
+        if not _inside(member.linkname.lstrip("/")):
+            raise UnsafeArchiveError(
+                f"refusing hard link {name!r} -> {member.linkname!r}: it points out of the tree"
+            )
+        changes["linkname"] = member.linkname.lstrip("/").removeprefix("./")
+    if member.mode is not None:
+        changes["mode"] = member.mode & 0o777
+    new = member.replace(**changes, deep=False)  # type: ignore[arg-type]
+    try:
+        return tarfile.data_filter(new, dest)
+    except tarfile.FilterError as e:
+        raise UnsafeArchiveError(f"refusing {member.name!r}: {e}") from None
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter=rootfs_filter)
+    except tarfile.TarError as e:
+        raise UnsafeArchiveError(f"{archive}: not a readable tar archive: {e}") from None
+
+
+# -- selection ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Staged:
+    directory: Path  # holds python/ and stage.json
+    bundled: dict[str, str]  # library name in lib/ -> in-root path it came from
+    origins: dict[str, str]  # archive-relative path -> in-root path, for every ELF kept
+
+    @property
+    def tree(self) -> Path:
+        return self.directory / TOP
+
+    def save(self) -> None:
+        data = {"bundled": self.bundled, "origins": self.origins}
+        (self.directory / STAGE_FACTS).write_text(json.dumps(data, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, directory: Path) -> Staged:
+        data = json.loads((directory / STAGE_FACTS).read_text())
+        return cls(directory, dict(data["bundled"]), dict(data["origins"]))
+
+
+def _copy_entry(src: Path, dst: Path) -> None:
+    """Copy one file or symlink; symlinks stay symlinks (made relative by the filter)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_symlink():
+        if dst.is_symlink() or dst.exists():
+            dst.unlink()
+        os.symlink(os.readlink(src), dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+
+
+def _materialize_dangling(tree: Path) -> None:
+    """Replace links that leave ``tree`` or dangle inside it by the file they name."""
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in filenames + dirnames:
+            p = Path(dirpath, name)
+            if not p.is_symlink():
+                continue
+            target = (p.parent / os.readlink(p)).resolve()
+            if target.is_relative_to(tree.resolve()) and target.exists():
+                continue
+            p.unlink()
+
+
+def _prune(tree: Path, patterns: tuple[str, ...]) -> list[str]:
+    removed = []
+    for rel in sorted(_walk_rel(tree), key=lambda r: (r.count("/"), r)):
+        p = tree / rel
+        if not os.path.lexists(p):
+            continue
+        if any(fnmatch.fnmatchcase(rel, pat) for pat in patterns):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(rel)
+    return removed
+
+
+def _walk_rel(tree: Path) -> Iterator[str]:
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in dirnames + filenames:
+            yield Path(dirpath, name).relative_to(tree).as_posix()
+
+
+def _in_root(root: Path, path: str, what: str) -> Path:
+    host = resolve_in_root(root, path)
+    if host is None:
+        raise StageError(f"the exported filesystem has no {what} at {path}")
+    return host
+
+
+def stage(
+    acquired: Acquired, recipe: Recipe, arch: Arch, out_dir: Path, reporter: Reporter
+) -> Staged:
+    """Extract ``acquired.rootfs`` and keep exactly what the distribution needs."""
+    facts = acquired.python
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    root = out_dir / "rootfs"
+    tree = out_dir / TOP
+    reporter.stage("stage", f"extracting {acquired.rootfs.name} safely")
+    safe_extract(acquired.rootfs, root)
+
+    prefix = PurePosixPath(facts.prefix)
+    minor = facts.minor
+    origins: dict[str, str] = {}
+
+    # bin/: the interpreter and the python3 package's programs.
+    exe = PurePosixPath(facts.executable)
+    exe_host = _in_root(root, str(exe), "interpreter")
+    exe_name = f"python{minor}"
+    _copy_entry(exe_host, tree / "bin" / exe_name)
+    origins[f"bin/{exe_name}"] = str(exe)
+    bin_host = resolve_in_root(root, prefix / "bin")
+    if bin_host is not None:
+        for entry in sorted(bin_host.iterdir()):
+            if entry.name == exe_name or not any(
+                fnmatch.fnmatchcase(entry.name, p) for p in BIN_PATTERNS
+            ):
+                continue
+            if entry.is_symlink() or not is_elf(entry):
+                _copy_entry(entry, tree / "bin" / entry.name)
+    for link in ("python3", "python"):
+        p = tree / "bin" / link
+        if p.is_symlink() or p.exists():
+            p.unlink()
+        os.symlink(exe_name, p)
+
+    # lib/python3.X, include/python3.X
+    stdlib_host = _in_root(root, facts.stdlib, "standard library")
+    _copy_tree(stdlib_host, tree / "lib" / f"python{minor}")
+    include_host = resolve_in_root(root, facts.include)
+    if include_host is not None and include_host.is_dir():
+        _copy_tree(include_host, tree / "include" / include_host.name)
+
+    # libpython (+ its dev link, the abi3 stub) and pkg-config files.
+    libdir = PurePosixPath(facts.libdir or str(prefix / "lib"))
+    libdir_host = _in_root(root, str(libdir), "library directory")
+    for entry in sorted(libdir_host.glob("libpython3*.so*")):
+        _copy_entry(entry, tree / "lib" / entry.name)
+        if not entry.is_symlink():
+            origins[f"lib/{entry.name}"] = str(libdir / entry.name)
+    pc_host = libdir_host / "pkgconfig"
+    if pc_host.is_dir():
+        for entry in sorted(pc_host.glob("python*.pc")):
+            _copy_entry(entry, tree / "lib" / "pkgconfig" / entry.name)
+    if facts.instsoname and not (tree / "lib" / facts.instsoname).exists():
+        src = _in_root(root, str(libdir / facts.instsoname), "libpython")
+        shutil.copy2(src, tree / "lib" / facts.instsoname)
+        origins[f"lib/{facts.instsoname}"] = str(libdir / facts.instsoname)
+
+    _materialize_dangling(tree)
+    removed = _prune(tree, (*ALWAYS_PRUNE, *recipe.prune))
+    reporter.detail(f"pruned {len(removed)} paths ({', '.join(removed[:4])}...)")
+
+    # The closure of everything ELF we kept, resolved in the export.
+    stdlib_rel = f"lib/python{minor}"
+    objects: dict[PurePosixPath, Path] = {}
+    for rel in sorted(_walk_rel(tree)):
+        host = tree / rel
+        if not is_elf(host):
+            continue
+        if rel not in origins:
+            origins[rel] = rel.replace(stdlib_rel, facts.stdlib.rstrip("/"), 1)
+        objects[PurePosixPath(origins[rel])] = host
+    provided = {p.name for p in (tree / "lib").glob("libpython3*.so*")}
+    closure = compute_closure(
+        root, objects, system_search_dirs(root, arch), provided=provided
+    )
+    if closure.missing:
+        lines = [f"  {name} (needed by {req})" for name, req in closure.missing]
+        raise StageError(
+            "shared libraries needed by the interpreter are not in the exported filesystem:\n"
+            + "\n".join(lines),
+            hint="add the packages that provide them to the recipe's packages",
+        )
+    bundled: dict[str, str] = {}
+    for name, (in_root, host) in sorted(closure.libraries.items()):
+        shutil.copy2(host.resolve(), tree / "lib" / name)
+        bundled[name] = str(in_root)
+        origins[f"lib/{name}"] = str(in_root)
+    reporter.detail(f"bundled {len(bundled)} libraries: {', '.join(sorted(bundled))}")
+    for rel in _walk_rel(tree):
+        p = tree / rel
+        if not p.is_symlink():
+            mode = p.stat().st_mode
+            os.chmod(p, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
+    shutil.rmtree(root)
+    staged = Staged(out_dir, bundled, origins)
+    staged.save()
+    return staged

@@ -1,0 +1,253 @@
+"""verify: static audit on the host, then runtime checks in a clean musl container.
+
+The archive is unpacked into a random directory of a fresh container made from a
+musl-only base image (loader + busybox, nothing else) with no network.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import zstandard
+
+from builder.audit import Finding, audit_elves, audit_text
+from builder.container import Container, docker_client, ensure_image
+from builder.errors import NotOurArchiveError
+from builder.images import derive_base_image
+from builder.naming import ArchiveName, parse_archive_name
+from builder.pack import BUILDINFO, sha256_file
+from builder.platforms import Arch, get_arch
+from builder.progress import Reporter
+from builder.wheelhouse import ensure_wheelhouse, pip_wheel
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    ok: bool
+    detail: str = ""
+    path: str = ""
+    level: str = "error"  # "error" fails verification, "warning" is reported only
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "ok": self.ok, "detail": self.detail,
+                "path": self.path, "level": self.level}
+
+
+@dataclass
+class VerifyReport:
+    archive: Path
+    arch: str
+    python_version: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.ok and r.level == "error"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.ok and r.level != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "archive": str(self.archive),
+            "arch": self.arch,
+            "python_version": self.python_version,
+            "ok": self.ok,
+            "results": [r.to_json() for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class ArchiveIdentity:
+    name: ArchiveName | None
+    info: dict[str, Any]  # python/musl-pbs.json
+    manifest: dict[str, Any] | None  # the JSON manifest beside the archive, if any
+    arch: Arch
+    version: str
+    minor: str
+
+
+def _open_tar(archive: Path) -> tarfile.TarFile:
+    if archive.name.endswith(".tar.zst"):
+        data = zstandard.ZstdDecompressor().stream_reader(archive.open("rb"))
+        return tarfile.open(fileobj=data, mode="r|")
+    return tarfile.open(archive, mode="r:*")
+
+
+def plain_tar_bytes(archive: Path) -> bytes:
+    if archive.name.endswith(".tar.zst"):
+        with archive.open("rb") as f:
+            return zstandard.ZstdDecompressor().stream_reader(f).read()
+    import gzip
+
+    with gzip.open(archive, "rb") as g:
+        return g.read()
+
+
+def identify(archive: Path) -> ArchiveIdentity:
+    """Is this one of ours? Read its name, its build info and the manifest beside it."""
+    if not archive.is_file():
+        raise NotOurArchiveError(f"{archive}: no such file")
+    name = parse_archive_name(archive.name)
+    info: dict[str, Any] | None = None
+    tops: set[str] = set()
+    try:
+        with _open_tar(archive) as tar:
+            for member in tar:
+                tops.add(member.name.split("/", 1)[0])
+                if member.name == f"python/{BUILDINFO}" and member.isfile():
+                    f = tar.extractfile(member)
+                    info = json.loads(f.read()) if f else None
+    except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError, ValueError) as e:
+        raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e})") from None
+    if tops != {"python"} or info is None:
+        raise NotOurArchiveError(
+            f"{archive}: not a musl-pbs archive (top-level entries: "
+            f"{', '.join(sorted(tops)[:5]) or 'none'}; python/{BUILDINFO} "
+            f"{'found' if info else 'missing'})"
+        )
+    manifest = None
+    stem = archive.name.removesuffix(".tar.gz").removesuffix(".tar.zst")
+    beside = archive.with_name(stem + ".json")
+    if beside.is_file():
+        manifest = json.loads(beside.read_text())
+    arch = get_arch(str(info.get("arch") or (name.arch.alpine if name else "")))
+    version = str(info.get("python_version") or (name.version if name else ""))
+    return ArchiveIdentity(name, info, manifest, arch, version, ".".join(version.split(".")[:2]))
+
+
+def _checksum_result(archive: Path, ident: ArchiveIdentity) -> CheckResult | None:
+    if ident.manifest is None:
+        return None
+    suffix = "tar.zst" if archive.name.endswith(".tar.zst") else "tar.gz"
+    expected = ident.manifest.get("archives", {}).get(suffix, {}).get("sha256")
+    if not expected:
+        return None
+    actual = sha256_file(archive)
+    return CheckResult("checksum", actual == expected,
+                       "" if actual == expected else
+                       f"sha256 {actual} differs from the manifest's {expected}",
+                       archive.name)
+
+
+def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> list[CheckResult]:
+    reporter.stage("verify", "static audit (ELF headers, RPATHs, DT_NEEDED, text files)")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="musl-pbs-audit-") as tmp:
+        with _open_tar(archive) as tar:
+            try:
+                tar.extractall(tmp, filter="data")
+            except tarfile.FilterError as e:
+                return [CheckResult("archive-safety", False, str(e), archive.name)]
+        tree = Path(tmp, "python")
+        findings: list[Finding] = audit_elves(tree, ident.arch) + audit_text(tree, ident.minor)
+    by_check: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_check.setdefault(f.check, []).append(f)
+    for check in ("elf-machine", "elf-interpreter", "rpath", "needed", "prefix", "shebang",
+                  "externally-managed", "layout"):
+        got = by_check.get(check, [])
+        if not got:
+            results.append(CheckResult(f"static:{check}", True))
+        for f in got:
+            results.append(CheckResult(f"static:{check}", False, f.message, f.path))
+    return results
+
+
+def _run_checks(
+    archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter
+) -> list[CheckResult]:
+    client = docker_client()
+    ensure_image(client, image, ident.arch.docker_platform)
+    results: list[CheckResult] = []
+    base = PurePosixPath("/opt") / f"unpacked-{uuid.uuid4().hex[:10]}"
+    prefix = base / "python"
+    python = prefix / "bin" / "python3"
+    pip = pip_wheel(wheelhouse)
+    config = {"required": ident.info.get("required_extensions", []),
+              "expected": ident.info.get("expected_extensions", [])}
+    script = resources.files("builder").joinpath("data/runtime_checks.py").read_bytes()
+    with Container(client, image, platform=ident.arch.docker_platform, network=False,
+                   purpose="verify") as c:
+        reporter.stage("verify", f"unpacking into {base} of a {image} container (no network)")
+        c.put_tar(base, plain_tar_bytes(archive))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("runtime_checks.py")
+            info.size = len(script)
+            tar.addfile(info, io.BytesIO(script))
+            tar.add(str(wheelhouse), arcname="wheelhouse")
+        c.put_tar(PurePosixPath("/opt/musl-pbs-verify"), buf.getvalue())
+
+        reporter.stage("verify", "interpreter checks (prefix, zlib, ctypes, every extension)")
+        r = c.call([str(python), "/opt/musl-pbs-verify/runtime_checks.py", str(prefix),
+                    json.dumps(config)], env={"LD_LIBRARY_PATH": ""})
+        try:
+            parsed = json.loads(r.output.strip().splitlines()[-1])
+            results += [CheckResult(**x) for x in parsed]
+        except (ValueError, IndexError, TypeError):
+            results.append(CheckResult("interpreter", False,
+                                       f"exit {r.exit_code}: {r.tail(15)}",
+                                       f"python/bin/python{ident.minor}"))
+            return results
+
+        reporter.stage("verify", "python -m venv, then pip installs numpy offline")
+        venv = PurePosixPath("/tmp/musl-pbs-venv")
+        steps = [
+            ("venv", [str(python), "-m", "venv", "--without-pip", str(venv)]),
+            ("venv-python", [str(venv / "bin/python"), "-c",
+                             "import sys; assert sys.prefix != sys.base_prefix, sys.prefix; "
+                             "print(sys.prefix)"]),
+            ("pip-install-numpy", [str(venv / "bin/python"),
+                                   f"/opt/musl-pbs-verify/wheelhouse/{pip.name}/pip",
+                                   "install", "--no-index", "--no-cache-dir",
+                                   "--disable-pip-version-check",
+                                   "--find-links", "/opt/musl-pbs-verify/wheelhouse", "numpy"]),
+            ("numpy", [str(venv / "bin/python"), "-c",
+                       "import numpy; s = numpy.arange(15).reshape(3, 5).sum(); "
+                       "assert s == 105, s; print('numpy', numpy.__version__, s)"]),
+        ]
+        for name, argv in steps:
+            r = c.call(argv, env={"LD_LIBRARY_PATH": ""})
+            ok = r.exit_code == 0
+            results.append(CheckResult(name, ok, r.tail(1 if ok else 12)))
+            if not ok:
+                break
+    return results
+
+
+def verify_archive(
+    archive: Path,
+    *,
+    image: str | None,
+    reporter: Reporter,
+    wheelhouse: Path | None = None,
+    runtime: bool = True,
+) -> VerifyReport:
+    ident = identify(archive)
+    report = VerifyReport(archive, ident.arch.alpine, ident.version)
+    checksum = _checksum_result(archive, ident)
+    if checksum is not None:
+        report.results.append(checksum)
+    report.results += static_audit(archive, ident, reporter)
+    if runtime:
+        wh = wheelhouse or ensure_wheelhouse(ident.minor, ident.arch)
+        release = str(ident.info.get("alpine_release") or "")
+        tag = ".".join(release.split(".")[:2]) or "latest"
+        base = image or derive_base_image(tag, ident.arch, reporter)
+        report.results += _run_checks(archive, ident, base, wh, reporter)
+    return report
