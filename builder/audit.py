@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.closure import Requester, find_library
 from builder.elf import is_elf, read_elf
 from builder.platforms import Arch, is_musl_libc_name
+from builder.relocate import prefix_pattern
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Finding:
     message: str
 
 
-_BUILD_PREFIX = re.compile(r"(?<![\w./-])/usr(?=/|\s|$|['\":;])")
+_BUILD_PREFIX = prefix_pattern("/usr")
 
 
 def _in_root(tree: Path, path: Path) -> PurePosixPath:

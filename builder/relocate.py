@@ -36,7 +36,7 @@ def _musl_pbs_relocate():
     import os
     import re
     prefix = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    token = re.compile(r"(?<![\\w./-])/install(?=/|\\s|$|[\\'\\":])")
+    token = re.compile(r"""(?:^|(?<=[\\s'"=:,(])|(?<=-[LIR]))/install(?=/|\\s|$|['":;,)])""")
     for key, value in build_time_vars.items():
         if isinstance(value, str) and "/install" in value:
             build_time_vars[key] = token.sub(lambda _: prefix, value)
@@ -59,8 +59,14 @@ class Relocated:
     rewritten: list[str] = field(default_factory=list)
 
 
-def _prefix_token(prefix: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w./-])" + re.escape(prefix.rstrip("/")) + r"(?=/|\s|$|['\":;])")
+def prefix_pattern(prefix: str) -> re.Pattern[str]:
+    """``prefix`` as a path of its own: at the start of a value, after a separator or
+    ``=``, or glued to ``-L``/``-I``/``-R`` — never inside a longer path."""
+    return re.compile(
+        r"""(?:^|(?<=[\s'"=:,(])|(?<=-[LIR]))"""
+        + re.escape(prefix.rstrip("/"))
+        + r"""(?=/|\s|$|['":;,)])"""
+    )
 
 
 def rpath_for(rel: str) -> str:
@@ -121,7 +127,7 @@ def relocate_sysconfigdata(path: Path, prefix: str) -> None:
             data = ast.literal_eval(node.value)
     if not isinstance(data, dict):
         raise StageError(f"{path.name}: no build_time_vars dictionary found")
-    token = _prefix_token(prefix)
+    token = prefix_pattern(prefix)
     for key, value in data.items():
         if isinstance(value, str) and key not in SYSTEM_VARS:
             data[key] = token.sub(PLACEHOLDER, value)
@@ -132,7 +138,7 @@ def relocate_sysconfigdata(path: Path, prefix: str) -> None:
 
 def relocate_pkgconfig(path: Path, prefix: str) -> bool:
     lines = path.read_text().splitlines(keepends=True)
-    token = _prefix_token(prefix)
+    token = prefix_pattern(prefix)
     changed = False
     for i, line in enumerate(lines):
         m = re.match(r"^([A-Za-z_][A-Za-z0-9_.]*)=(.*)$", line.rstrip("\n"))
@@ -170,7 +176,7 @@ def relocate_script(path: Path, prefix: str, exe: str) -> bool:
         return True
     if first.split()[0].endswith((b"/sh", b"/bash")) or b"/sh" in first:
         text = rest.decode("utf-8", errors="surrogateescape")
-        new = _prefix_token(prefix).sub(PLACEHOLDER, text)
+        new = prefix_pattern(prefix).sub(PLACEHOLDER, text)
         if new != text:
             path.write_bytes(first + b"\n" + new.encode("utf-8", errors="surrogateescape"))
             return True

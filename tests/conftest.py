@@ -1,0 +1,38 @@
+"""Shared fixtures. Docker tests are opt-in: `-m docker` (or .ci/run, which runs them all)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+_C_SOURCES = {
+    "bar.c": "int bar(int x) { return x * 2; }\n",
+    "foo.c": "int bar(int);\nint foo(int x) { return bar(x) + 1; }\n",
+    "main.c": '#include <stdio.h>\nint foo(int);\nint main(void) { printf("%d\\n", foo(20)); '
+    "return 0; }\n",
+}
+
+
+@pytest.fixture(scope="session")
+def musl_elves(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real musl ELF files compiled with musl-gcc: prog -> libfoo.so.1 -> libbar.so.2."""
+    if shutil.which("musl-gcc") is None:
+        pytest.skip("musl-gcc is not installed (apt-get install musl-tools)")
+    d = tmp_path_factory.mktemp("elves")
+    for name, text in _C_SOURCES.items():
+        (d / name).write_text(text)
+
+    def cc(*args: str) -> None:
+        subprocess.run(["musl-gcc", *args], cwd=d, check=True, capture_output=True)
+
+    cc("-shared", "-fPIC", "-Wl,-soname,libbar.so.2", "-o", "libbar.so.2.0", "bar.c")
+    (d / "libbar.so.2").symlink_to("libbar.so.2.0")
+    cc("-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o", "libfoo.so.1", "foo.c",
+       "-L.", "-l:libbar.so.2")
+    cc("-o", "prog", "main.c", "-L.", "-l:libfoo.so.1", "-Wl,-rpath-link,.")
+    return d

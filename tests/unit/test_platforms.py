@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from builder.errors import UnknownArchError
+from builder.naming import ArchiveName, parse_archive_name
+from builder.platforms import ARCHES, get_arch, is_musl_libc_name
+
+
+def test_all_eight_alpine_arches() -> None:
+    assert set(ARCHES) == {"x86_64", "aarch64", "armv7", "armhf", "x86", "ppc64le",
+                           "s390x", "riscv64"}
+    assert get_arch("aarch64").docker_platform == "linux/arm64/v8"
+    assert str(get_arch("armv7").loader) == "/lib/ld-musl-armhf.so.1"
+    assert str(get_arch("x86").loader) == "/lib/ld-musl-i386.so.1"
+    assert get_arch("s390x").little_endian is False
+
+
+def test_unknown_arch_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownArchError) as e:
+        get_arch("sparc")
+    assert "sparc" in e.value.message
+    for name in ARCHES:
+        assert name in e.value.hint
+    assert e.value.exit_code == 3
+
+
+def test_aliases() -> None:
+    assert get_arch("amd64").alpine == "x86_64"
+    assert get_arch("arm64").alpine == "aarch64"
+
+
+@pytest.mark.parametrize("name", ["libc.musl-x86_64.so.1", "libc.so", "libpthread.so.0",
+                                  "libm.so.6", "libdl.so.2", "ld-musl-aarch64.so.1"])
+def test_musl_answers_libc_names(name: str) -> None:
+    assert is_musl_libc_name(name)
+
+
+@pytest.mark.parametrize("name", ["libz.so.1", "libcrypto.so.3", "libcurses.so", "libc"])
+def test_other_names_are_not_libc(name: str) -> None:
+    assert not is_musl_libc_name(name)
+
+
+def test_archive_names_round_trip() -> None:
+    for arch in ARCHES.values():
+        name = ArchiveName("3.12.8", arch)
+        for filename in (name.gz, name.zst, name.manifest):
+            assert parse_archive_name(filename) == name
+    assert ArchiveName("3.11.2", get_arch("x86_64")).gz == "cpython-3.11.2-linux-x86_64-musl.tar.gz"
+    assert parse_archive_name("cpython-3.11.2-linux-x86_64-gnu.tar.gz") is None
+    assert parse_archive_name("python.tar.gz") is None
