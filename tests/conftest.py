@@ -36,3 +36,13 @@ def musl_elves(tmp_path_factory: pytest.TempPathFactory) -> Path:
        "-L.", "-l:libbar.so.2")
     cc("-o", "prog", "main.c", "-L.", "-l:libfoo.so.1", "-Wl,-rpath-link,.")
     return d
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Docker tests are opt-in: they run when a -m expression is given (.ci/run gives one)."""
+    if config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="needs the Docker engine: run with -m docker, or .ci/run")
+    for item in items:
+        if "docker" in item.keywords:
+            item.add_marker(skip)

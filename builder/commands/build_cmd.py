@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(packed.data, indent=2, sort_keys=True))
     else:
-        out = Console()
-        out.print(f"built in {result.seconds:.0f}s:", highlight=False)
+        # stdout: the paths, one per line (archive .tar.gz first), for scripts to read.
+        Console(stderr=True).print(f"built in {result.seconds:.0f}s", highlight=False)
         for path in (packed.gz, packed.zst, packed.manifest):
-            out.print(f"  {path}", highlight=False)
+            print(path)
     return 0

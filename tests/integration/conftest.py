@@ -1,0 +1,41 @@
+"""Fixtures for the end-to-end tests: the real Docker engine and the test-ground images."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_IMAGES = REPO / "tests" / "fixtures" / "build-images"
+
+
+def testground(arch: str) -> tuple[str, str]:
+    """(Alpine-like image, base image), built or taken from the cache."""
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        pytest.fail("the Docker engine is not running (.ci/run starts it)")
+    out = subprocess.run([str(BUILD_IMAGES), "--arch", arch], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.fail(f"build-images --arch {arch} failed:\n{out.stderr[-3000:]}")
+    alpine_like, base = out.stdout.split()
+    return alpine_like, base
+
+
+@pytest.fixture(scope="session")
+def images_x86_64() -> tuple[str, str]:
+    return testground("x86_64")
+
+
+@pytest.fixture(scope="session")
+def built_x86_64(
+    images_x86_64: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """dist/ of one real build of x86_64 from the Alpine-like image."""
+    root = tmp_path_factory.mktemp("build-x86_64")
+    code = main(["build", "--arch", "x86_64", "--image", images_x86_64[0],
+                 "--out", str(root / "dist"), "--work", str(root / "work"), "-q"])
+    assert code == 0
+    return root / "dist"

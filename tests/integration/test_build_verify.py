@@ -1,0 +1,143 @@
+"""End to end against the real Docker engine: build x86_64 from the Alpine-like image,
+verify it in the musl-only base image, and see verify fail on a broken copy."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.acquire import acquire
+from builder.cli import main
+from builder.config import load_recipe
+from builder.errors import ContainerCommandError
+from builder.platforms import get_arch
+
+pytestmark = pytest.mark.docker
+
+
+def _leftover_containers() -> list[str]:
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.musl-pbs"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def _archive(dist: Path, suffix: str = ".tar.gz") -> Path:
+    found = sorted(dist.glob(f"cpython-3.*-linux-x86_64-musl{suffix}"))
+    assert len(found) == 1, list(dist.iterdir())
+    return found[0]
+
+
+def test_build_writes_archives_checksums_and_manifest(built_x86_64: Path) -> None:
+    gz = _archive(built_x86_64)
+    zst = _archive(built_x86_64, ".tar.zst")
+    manifest = json.loads(gz.with_name(gz.name.replace(".tar.gz", ".json")).read_text())
+    assert manifest["arch"] == "x86_64" and manifest["libc"] == "musl"
+    assert gz.name == f"cpython-{manifest['python_version']}-linux-x86_64-musl.tar.gz"
+    assert manifest["musl_version_needed"].startswith("1.2.")
+    assert manifest["alpine_release"]
+    names = {p["name"]: p for p in manifest["packages"]}
+    assert "python3" in names and names["python3"]["license"]
+    assert "libffi.so.8" in manifest["bundled_libraries"] or any(
+        n.startswith("libffi") for n in manifest["bundled_libraries"])
+    assert manifest["archives"]["tar.gz"]["size"] == gz.stat().st_size
+    sums = (built_x86_64 / "SHA256SUMS").read_text()
+    assert manifest["archives"]["tar.gz"]["sha256"] + "  " + gz.name in sums
+    assert manifest["archives"]["tar.zst"]["sha256"] + "  " + zst.name in sums
+    assert manifest["file_count"] > 500
+    assert not list(built_x86_64.glob("*.tmp")) and not list(built_x86_64.glob(".*"))
+    with tarfile.open(gz) as tar:
+        names_in = tar.getnames()
+    assert {n.split("/")[0] for n in names_in} == {"python"}
+    assert not any("EXTERNALLY-MANAGED" in n for n in names_in)
+    assert not any("/lib/apk/" in n or n.startswith("python/share/man") for n in names_in)
+    assert not any(n.startswith(f"python/lib/python{manifest['python_minor']}/test/")
+                   for n in names_in)
+    assert _leftover_containers() == []
+
+
+def test_verify_passes(built_x86_64: Path, images_x86_64: tuple[str, str],
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    gz = _archive(built_x86_64)
+    code = main(["verify", str(gz), "--image", images_x86_64[1], "--json"])
+    report = json.loads(capsys.readouterr().out)
+    failed = [r for r in report["results"] if not r["ok"] and r["level"] == "error"]
+    assert code == 0, failed
+    checks = {r["check"]: r for r in report["results"]}
+    for name in ("prefix", "zlib", "ctypes-callback", "musl-abi", "venv", "venv-python",
+                 "pip-install-numpy", "numpy", "static:needed", "static:rpath",
+                 "static:elf-interpreter", "static:elf-machine", "checksum"):
+        assert checks[name]["ok"], checks[name]
+    assert "105" in checks["numpy"]["detail"]
+    assert checks["prefix"]["detail"].startswith("/opt/unpacked-")
+    assert sum(c.startswith("import:") for c in checks) >= 20
+    assert _leftover_containers() == []
+
+
+def test_verify_zst_statically(built_x86_64: Path) -> None:
+    assert main(["verify", str(_archive(built_x86_64, ".tar.zst")), "--static-only"]) == 0
+
+
+def test_verify_fails_without_libffi(
+    built_x86_64: Path, images_x86_64: tuple[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gz = _archive(built_x86_64)
+    broken = tmp_path / gz.name
+    with tarfile.open(gz) as src, gzip.open(broken, "wb") as raw, \
+            tarfile.open(fileobj=raw, mode="w") as dst:
+        for m in src:
+            if m.name.startswith("python/lib/libffi"):
+                continue
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    code = main(["verify", str(broken), "--image", images_x86_64[1]])
+    err = capsys.readouterr().err
+    assert code == 12
+    assert "_ctypes" in err
+    assert "libffi.so" in err
+    assert "static:needed" in err and "import:_ctypes" in err
+
+
+def test_missing_image_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                       ) -> None:
+    code = main(["build", "--arch", "x86_64", "--image", "musl-pbs-test/no-such-image:1",
+                 "--out", str(tmp_path / "dist"), "--work", str(tmp_path / "work")])
+    err = capsys.readouterr().err
+    assert code == 6
+    assert "musl-pbs-test/no-such-image:1" in err and "hint:" in err
+    assert not (tmp_path / "dist").exists()
+
+
+def test_apk_failure_shows_apks_message(images_x86_64: tuple[str, str], tmp_path: Path) -> None:
+    recipe = load_recipe("3.11")
+    bad = type(recipe)(**{**recipe.__dict__, "packages": ("no-such-package-xyz",)})
+
+    class Quiet:
+        def stage(self, name: str, message: str) -> None: ...
+        def detail(self, message: str) -> None: ...
+        def output(self, line: str) -> None: ...
+
+    with pytest.raises(ContainerCommandError) as e:
+        acquire(arch=get_arch("x86_64"), image=images_x86_64[0], recipe=bad,
+                out_dir=tmp_path, reporter=Quiet())
+    assert "no-such-package-xyz" in e.value.message
+    assert "apk add --no-cache no-such-package-xyz" in e.value.message
+    assert _leftover_containers() == []
+    assert not (tmp_path / "rootfs.tar").exists()
+
+
+def test_ctrl_c_removes_the_container(images_x86_64: tuple[str, str], tmp_path: Path) -> None:
+    class Interrupt:
+        def stage(self, name: str, message: str) -> None: ...
+        def detail(self, message: str) -> None: ...
+        def output(self, line: str) -> None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        acquire(arch=get_arch("x86_64"), image=images_x86_64[0], recipe=load_recipe("3.11"),
+                out_dir=tmp_path, reporter=Interrupt())
+    assert _leftover_containers() == []
