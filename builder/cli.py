@@ -11,12 +11,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from builder import __version__
-from builder.commands import build_cmd, detect_cmd, verify_cmd
+from builder.commands import (
+    alpine_cmd,
+    build_cmd,
+    detect_cmd,
+    install_cmd,
+    matrix_cmd,
+    release_cmd,
+    verify_cmd,
+)
 from builder.errors import MuslPbsError
 
 INTERRUPTED = 130
 
-_COMMANDS = (build_cmd, verify_cmd, detect_cmd)
+_COMMANDS = (build_cmd, verify_cmd, matrix_cmd, detect_cmd, install_cmd, alpine_cmd, release_cmd)
 
 
 def make_parser() -> argparse.ArgumentParser:
