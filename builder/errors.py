@@ -79,3 +79,13 @@ class VerifyFailedError(MuslPbsError):
 
 class NetworkError(MuslPbsError):
     exit_code = 13
+
+
+class UndecidedError(MuslPbsError):
+    """`detect` could not tell which libc a system uses (e.g. static binaries only)."""
+
+    exit_code = 14
+    default_hint = (
+        "the evidence says what was looked at; point --root at a complete root filesystem, "
+        "or pick the archive yourself"
+    )
