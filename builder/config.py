@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from builder.errors import ConfigError
+from builder.errors import ConfigError, UnknownArchError
 from builder.platforms import get_arch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,23 +57,50 @@ class Matrix:
         return self.image_template.format(tag=tag)
 
 
-def _str_list(data: dict[str, Any], key: str, where: Path) -> tuple[str, ...]:
-    value = data.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: {key!r} must be a list of strings")
-    return tuple(value)
+class _Doc:
+    """A YAML document with the line of every key, for errors that say file:line."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        self.lines: dict[tuple[str, ...], int] = {}
+        if node is not None:
+            self._index(node, ())
+        if not isinstance(self.data, dict):
+            raise ConfigError(f"{path}:1: expected a mapping at the top level")
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    def _index(self, node: yaml.Node, at: tuple[str, ...]) -> None:
+        self.lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                k = (*at, str(key.value))
+                self.lines[k] = key.start_mark.line + 1
+                self._index(value, k)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._index(item, (*at, str(i)))
+
+    def error(self, at: tuple[str, ...], message: str, hint: str = "") -> ConfigError:
+        key = at
+        while key and key not in self.lines:
+            key = key[:-1]
+        line = self.lines.get(key, 1)
+        where = ".".join(at) or "top level"
+        return ConfigError(f"{self.path}:{line}: {where}: {message}", hint=hint or None)
+
+    def str_list(self, data: dict[str, Any], at: tuple[str, ...], key: str) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error((*at, key), "must be a list of strings")
+        return tuple(value)
 
 
 def load_recipe(minor: str, recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:
@@ -84,47 +111,75 @@ def load_recipe(minor: str, recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:
             f"no recipe for Python {minor} in {recipes_dir}",
             hint=f"add {path.name} (recipes exist for: {', '.join(have) or 'none'})",
         )
-    data = _load_yaml(path)
+    doc = _Doc(path)
+    data = doc.data
     known = {"python", "packages", "optional_packages", "prune", "required_extensions",
              "expected_extensions"}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in sorted(set(data) - known):
+        raise doc.error((key,), "unknown key", hint=f"known keys: {', '.join(sorted(known))}")
     if str(data.get("python")) != minor:
-        raise ConfigError(f"{path}: 'python' must be {minor!r}")
-    packages = _str_list(data, "packages", path)
+        raise doc.error(("python",), f"must be {minor!r} (the file name says so)")
+    packages = doc.str_list(data, (), "packages")
     if not packages:
-        raise ConfigError(f"{path}: 'packages' must name at least one package")
+        raise doc.error(("packages",), "must name at least one package")
     return Recipe(
         python=minor,
         packages=packages,
-        optional_packages=_str_list(data, "optional_packages", path),
-        prune=_str_list(data, "prune", path),
-        required_extensions=_str_list(data, "required_extensions", path),
-        expected_extensions=_str_list(data, "expected_extensions", path),
+        optional_packages=doc.str_list(data, (), "optional_packages"),
+        prune=doc.str_list(data, (), "prune"),
+        required_extensions=doc.str_list(data, (), "required_extensions"),
+        expected_extensions=doc.str_list(data, (), "expected_extensions"),
         source=path,
     )
 
 
+_MATRIX_KEYS = {"image", "default_release", "releases"}
+_RELEASE_KEYS = {"python", "musl", "arches"}
+
+
 def load_matrix(path: Path = DEFAULT_MATRIX) -> Matrix:
-    data = _load_yaml(path)
+    """Load and validate matrix.yaml; every error names file:line and the key."""
+    doc = _Doc(path)
+    data = doc.data
+    for key in sorted(set(data) - _MATRIX_KEYS):
+        raise doc.error((key,), "unknown key",
+                        hint=f"known keys: {', '.join(sorted(_MATRIX_KEYS))}")
     releases_raw = data.get("releases")
     if not isinstance(releases_raw, dict) or not releases_raw:
-        raise ConfigError(f"{path}: 'releases' must be a non-empty mapping")
+        raise doc.error(("releases",), "must be a non-empty mapping of tag -> release")
     releases = []
-    for tag, body in releases_raw.items():
-        tag = str(tag)
-        if not re.fullmatch(r"\d+\.\d+|edge", tag):
-            raise ConfigError(f"{path}: release tag {tag!r} is not like '3.19' or 'edge'")
+    for raw_tag, body in releases_raw.items():
+        tag = str(raw_tag)
+        at = ("releases", tag)
+        if isinstance(raw_tag, float) or not re.fullmatch(r"\d+\.\d+|edge", tag):
+            raise doc.error(at, f"release tag {tag!r} is not like '3.19' (quote it) or 'edge'")
         if not isinstance(body, dict):
-            raise ConfigError(f"{path}: release {tag}: expected a mapping")
+            raise doc.error(at, "expected a mapping with python, musl, arches")
+        for key in sorted(set(body) - _RELEASE_KEYS):
+            raise doc.error((*at, key), "unknown key",
+                            hint=f"known keys: {', '.join(sorted(_RELEASE_KEYS))}")
         python = str(body.get("python", ""))
-        if not _MINOR.match(python):
-            raise ConfigError(f"{path}: release {tag}: 'python' must be like '3.12'")
-        arches = _str_list(body, "arches", path)
-        for a in arches:
-            get_arch(a)
-        releases.append(Release(tag, python, str(body.get("musl", "")), arches))
-    template = str(data.get("image", "alpine:{tag}"))
+        if not _MINOR.match(python) or isinstance(body.get("python"), float):
+            raise doc.error((*at, "python"), "must be a quoted minor version like '3.12'")
+        musl = str(body.get("musl", ""))
+        if not re.fullmatch(r"\d+\.\d+\.\d+", musl):
+            raise doc.error((*at, "musl"), "must be a musl version like '1.2.5'")
+        arches = doc.str_list(body, at, "arches")
+        if not arches:
+            raise doc.error((*at, "arches"), "must list at least one architecture")
+        for i, a in enumerate(arches):
+            try:
+                get_arch(a)
+            except UnknownArchError as e:
+                raise doc.error((*at, "arches", str(i)), e.message, hint=e.hint) from None
+            if get_arch(a).alpine != a:
+                raise doc.error((*at, "arches", str(i)),
+                                f"write Alpine's name {get_arch(a).alpine!r}, not {a!r}")
+        releases.append(Release(tag, python, musl, arches))
+    template = data.get("image", "alpine:{tag}")
+    if not isinstance(template, str) or "{tag}" not in template:
+        raise doc.error(("image",), "must be a string containing {tag}")
     default = str(data.get("default_release", releases[-1].tag))
+    if default not in {r.tag for r in releases}:
+        raise doc.error(("default_release",), f"{default!r} is not one of the releases")
     return Matrix(template, default, tuple(releases), path)

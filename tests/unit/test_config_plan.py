@@ -1,0 +1,90 @@
+"""matrix.yaml and recipes: validated on load, errors name file:line; planning is pure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from builder.cli import main
+from builder.config import DEFAULT_MATRIX, load_matrix, load_recipe
+from builder.errors import ConfigError, UsageError
+from builder.plan import expand, select
+
+GOOD = """image: "alpine:{tag}"
+default_release: "3.20"
+releases:
+  "3.19": {python: "3.11", musl: "1.2.4", arches: [x86_64, aarch64]}
+  "3.20":
+    python: "3.12"
+    musl: "1.2.5"
+    arches: [x86_64, aarch64, riscv64]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "matrix.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_repo_matrix_and_recipes_load() -> None:
+    m = load_matrix()
+    assert m.release(m.default_release) is not None
+    for rel in m.releases:
+        assert load_recipe(rel.python).python == rel.python
+
+
+def test_expand_and_select(tmp_path: Path) -> None:
+    m = load_matrix(_write(tmp_path, GOOD))
+    assert [t.name for t in expand(m)] == [
+        "3.19:x86_64", "3.19:aarch64", "3.20:x86_64", "3.20:aarch64", "3.20:riscv64"]
+    assert [t.name for t in expand(m, releases=["3.20"], arches=["arm64"])] == ["3.20:aarch64"]
+    assert [t.image for t in select(m, ["3.19:x86_64", "riscv64"])] == [
+        "alpine:3.19", "alpine:3.20"]
+    with pytest.raises(UsageError, match="not in"):
+        select(m, ["3.19:riscv64"])
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    (GOOD.replace("default_release", "defualt_release"), 2, "defualt_release: unknown key"),
+    (GOOD.replace("[x86_64, aarch64]}", "[x86_64, sparc]}"), 4, "unknown architecture 'sparc'"),
+    (GOOD.replace('"3.19":', "3.19x:"), 4, "release tag '3.19x'"),
+    (GOOD.replace('"3.19":', "3.19:"), 4, "quote it"),
+    (GOOD.replace('musl: "1.2.5"', 'musl: "latest"'), 7, "releases.3.20.musl"),
+    (GOOD.replace("    arches: [x86_64, aarch64, riscv64]", "    arch: [x86_64]"), 8,
+     "releases.3.20.arch: unknown key"),
+    (GOOD.replace('"alpine:{tag}"', '"alpine:latest"'), 1, "image"),
+])
+def test_bad_matrix_names_file_and_line(tmp_path: Path, text: str, line: int, needle: str
+                                        ) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_matrix(path)
+    assert e.value.message.startswith(f"{path}:{line}:"), e.value.message
+    assert needle in e.value.message
+
+
+def test_bad_matrix_fails_the_cli_before_docker(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, GOOD.replace("aarch64]}", "aarch65]}"))
+    # No image, no Docker: the matrix is read first.
+    assert main(["build", "--arch", "x86_64", "--matrix", str(path)]) == 4
+    assert f"{path}:4:" in capsys.readouterr().err
+    assert main(["matrix", "--matrix", str(path)]) == 4
+
+
+def test_matrix_github_format(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "--format", "github", "--matrix", str(DEFAULT_MATRIX)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["include"] and {"target", "arch", "alpine", "python", "platform"} <= set(
+        data["include"][0])
+
+
+def test_bad_recipe_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "python3.12.yaml").write_text('python: "3.12"\npackages: [python3]\nprune: 7\n')
+    with pytest.raises(ConfigError, match=r"python3.12.yaml:3: prune: must be a list"):
+        load_recipe("3.12", tmp_path)
+    with pytest.raises(ConfigError, match=r"no recipe for Python 3\.9"):
+        load_recipe("3.9", tmp_path)
