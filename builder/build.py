@@ -83,7 +83,7 @@ def build_target(
 ) -> BuildResult:
     start = time.monotonic()
     patcher = Patchelf()  # checked before anything slow starts
-    image_ref = image or matrix.image_for(release_tag)
+    image_ref = image or matrix.image_for(release_tag, arch.alpine)
     install_recipe = choose_install_recipe(python, release_tag, matrix)
     acquired = acquire(
         arch=arch,

@@ -53,8 +53,9 @@ class Matrix:
                 return r
         return None
 
-    def image_for(self, tag: str) -> str:
-        return self.image_template.format(tag=tag)
+    def image_for(self, tag: str, arch: str) -> str:
+        """The build image of a target: the template with {tag} and {arch} filled in."""
+        return self.image_template.replace("{tag}", tag).replace("{arch}", arch)
 
 
 class _Doc:
@@ -178,7 +179,7 @@ def load_matrix(path: Path = DEFAULT_MATRIX) -> Matrix:
         releases.append(Release(tag, python, musl, arches))
     template = data.get("image", "alpine:{tag}")
     if not isinstance(template, str) or "{tag}" not in template:
-        raise doc.error(("image",), "must be a string containing {tag}")
+        raise doc.error(("image",), "must be a string containing {tag} (and maybe {arch})")
     default = str(data.get("default_release", releases[-1].tag))
     if default not in {r.tag for r in releases}:
         raise doc.error(("default_release",), f"{default!r} is not one of the releases")

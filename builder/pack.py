@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from builder.naming import CHECKSUMS, ArchiveName
 from builder.progress import Reporter
 
 ZSTD_LEVEL = 15
+_CHECKSUMS_LOCK = threading.Lock()  # concurrent targets share one SHA256SUMS
 BUILDINFO = "musl-pbs.json"  # inside python/: what the archive is, without checksums
 
 
@@ -104,6 +106,11 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def update_checksums(path: Path, entries: dict[str, str]) -> None:
     """Merge ``name -> sha256`` into a SHA256SUMS file (sorted, temp name then rename)."""
+    with _CHECKSUMS_LOCK:
+        _update_checksums(path, entries)
+
+
+def _update_checksums(path: Path, entries: dict[str, str]) -> None:
     current: dict[str, str] = {}
     if path.exists():
         for line in path.read_text().splitlines():

@@ -50,7 +50,7 @@ def expand(matrix: Matrix, *, releases: list[str] | None = None,
         for a in rel.arches:
             if wanted_arches is not None and a not in wanted_arches:
                 continue
-            out.append(Target(rel.tag, get_arch(a), rel.python, matrix.image_for(rel.tag)))
+            out.append(Target(rel.tag, get_arch(a), rel.python, matrix.image_for(rel.tag, a)))
     return out
 
 

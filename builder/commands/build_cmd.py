@@ -1,4 +1,4 @@
-"""`musl-pbs build`: one target, acquire -> stage -> relocate -> pack."""
+"""`musl-pbs build`: one target, several (`--target`), or the whole matrix (`--all`)."""
 
 from __future__ import annotations
 
@@ -10,49 +10,139 @@ from typing import Any
 from rich.console import Console
 
 from builder.build import build_target
-from builder.config import DEFAULT_MATRIX, load_matrix
+from builder.config import DEFAULT_MATRIX, Matrix, load_matrix
+from builder.errors import UsageError, VerifyFailedError
+from builder.multi import LogReporter, Runner, summary
+from builder.plan import Target, expand, select
 from builder.platforms import get_arch
-from builder.progress import ConsoleReporter
+from builder.progress import ConsoleReporter, Reporter
+from builder.verify import verify_archive
 
 
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "build", help="build a relocatable archive from Alpine's python3"
+        "build", help="build relocatable archives from Alpine's python3"
     )
-    p.add_argument("--arch", required=True, help="Alpine architecture, e.g. x86_64, aarch64")
-    p.add_argument("--alpine", metavar="TAG", help="Alpine release (default: the matrix's)")
-    p.add_argument("--image", help="build from this image instead of alpine:TAG")
+    which = p.add_argument_group("what to build")
+    which.add_argument("--arch", help="Alpine architecture, e.g. x86_64, aarch64")
+    which.add_argument("--alpine", metavar="TAG", help="Alpine release (default: the matrix's)")
+    which.add_argument("--target", action="append", metavar="TAG:ARCH",
+                       help="a target of the matrix (repeatable)")
+    which.add_argument("--all", action="store_true", help="every target of the matrix")
+    p.add_argument("--image", action="append", metavar="[TARGET=]IMAGE",
+                   help="build from this image instead of the matrix's (TARGET is TAG:ARCH "
+                   "or ARCH; repeatable)")
     p.add_argument("--python", metavar="X.Y", help="recipe to install with (default: the "
                    "release's Python in the matrix; the installed version decides in the end)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="targets built at once (1)")
+    p.add_argument("--verify", action="store_true", help="verify each archive after building")
+    p.add_argument("--verify-image", action="append", metavar="[TARGET=]IMAGE",
+                   help="musl-only base image for --verify (default: derived from alpine:TAG)")
     p.add_argument("--out", type=Path, default=Path("dist"), help="output directory (dist/)")
-    p.add_argument("--work", type=Path, help="work directory (default: build/ARCH)")
+    p.add_argument("--work", type=Path, default=Path("build"), help="work directory (build/)")
     p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix.yaml to use")
-    p.add_argument("--json", action="store_true", help="print the manifest as JSON on stdout")
+    p.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream command output")
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _image_for(specs: list[str] | None, target: Target) -> str | None:
+    """``[TARGET=]IMAGE`` values: the most specific one that names ``target`` wins."""
+    default = None
+    by_key: dict[str, str] = {}
+    for spec in specs or []:
+        key, sep, image = spec.partition("=")
+        if not sep:
+            default = spec
+            continue
+        tag, _, arch = key.rpartition(":")
+        by_key[f"{tag}:{get_arch(arch).alpine}" if tag else get_arch(arch).alpine] = image
+    return by_key.get(target.name) or by_key.get(target.arch.alpine) or default
+
+
+def _targets(args: argparse.Namespace, matrix: Matrix) -> list[Target]:
+    if args.all or args.target:
+        if args.arch or args.alpine:
+            raise UsageError("--arch/--alpine name one target; do not mix them with "
+                             "--all or --target")
+        return expand(matrix) if args.all else select(matrix, args.target)
+    if not args.arch:
+        raise UsageError("say what to build", hint="--arch ARCH, --target TAG:ARCH or --all")
     arch = get_arch(args.arch)
-    matrix = load_matrix(args.matrix)
     tag = args.alpine or matrix.default_release
-    reporter = ConsoleReporter(verbose=not args.quiet)
+    release = matrix.release(tag)
+    return [Target(tag, arch, release.python if release else "",
+                   matrix.image_for(tag, arch.alpine))]
+
+
+def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporter: Reporter,
+               work: Path) -> dict[str, Any]:
     result = build_target(
-        arch=arch,
-        release_tag=tag,
-        image=args.image,
-        python=args.python,
+        arch=target.arch,
+        release_tag=target.release,
+        image=_image_for(args.image, target),
+        python=args.python or target.python or None,
         matrix=matrix,
         out_dir=args.out,
-        work_dir=args.work or Path("build") / arch.alpine,
+        work_dir=work,
         reporter=reporter,
     )
-    packed = result.packed
+    if args.verify:
+        report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),
+                                reporter=reporter)
+        if not report.ok:
+            raise VerifyFailedError(
+                f"{result.packed.gz.name}: " + "; ".join(
+                    f"{r.check} {r.path}: {r.detail}" for r in report.failures))
+    return {"paths": [str(result.packed.gz), str(result.packed.zst),
+                      str(result.packed.manifest)],
+            "manifest": result.packed.data, "seconds": result.seconds}
+
+
+def run(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    targets = _targets(args, matrix)
+    err = Console(stderr=True)
+    if len(targets) == 1 and args.jobs <= 1 and not (args.all or args.target):
+        target = targets[0]
+        done = _build_one(args, matrix, target, ConsoleReporter(verbose=not args.quiet),
+                          args.work / target.arch.alpine)
+        if args.json:
+            print(json.dumps(done["manifest"], indent=2, sort_keys=True))
+        else:
+            err.print(f"built in {done['seconds']:.0f}s", highlight=False)
+            print("\n".join(done["paths"]))  # stdout: paths, archive first, for scripts
+        return 0
+
+    manifests: dict[str, Any] = {}
+
+    def job(target: Target, reporter: LogReporter) -> Path:
+        done = _build_one(args, matrix, target, reporter,
+                          args.work / f"{target.release}-{target.arch.alpine}")
+        manifests[target.name] = done["manifest"]
+        return Path(done["paths"][0])
+
+    outcomes = Runner(targets, job, args.jobs, args.work / "logs", err).run()
+    err.print(summary(outcomes))
+    failed = [o for o in outcomes if o.state != "ok"]
     if args.json:
-        print(json.dumps(packed.data, indent=2, sort_keys=True))
+        print(json.dumps({"targets": [{"target": o.target.name, "state": o.state,
+                                       "archive": str(o.archive) if o.archive else None,
+                                       "error": o.error, "log": str(o.log),
+                                       "seconds": round(o.seconds, 1)} for o in outcomes],
+                          "manifests": manifests}, indent=2, sort_keys=True))
     else:
-        # stdout: the paths, one per line (archive .tar.gz first), for scripts to read.
-        Console(stderr=True).print(f"built in {result.seconds:.0f}s", highlight=False)
-        for path in (packed.gz, packed.zst, packed.manifest):
-            print(path)
+        for o in outcomes:
+            if o.archive:
+                print(o.archive)
+    if failed:
+        raise BuildsFailed(len(failed), len(outcomes))
     return 0
+
+
+class BuildsFailed(UsageError):
+    exit_code = 15
+
+    def __init__(self, failed: int, total: int) -> None:
+        super().__init__(f"{failed} of {total} targets failed",
+                         hint="each target's log is named in the summary above")
