@@ -1,15 +1,51 @@
-"""`musl-pbs install` (being written)."""
+"""`musl-pbs install`: the archive that fits this host, checked and unpacked atomically."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+
+from builder.detect import detect
+from builder.install import (
+    candidates_from_dir,
+    candidates_from_metadata,
+    choose,
+    default_dest,
+    install,
+)
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("install", help="(not yet available)")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "install", help="install the archive that fits this (musl) system"
+    )
+    p.add_argument("version", nargs="?", help="3.X or 3.X.Y (default: the newest)")
+    p.add_argument("--from", dest="source", type=Path, default=Path("dist"),
+                   help="a release directory or a download-metadata.json (default: dist/)")
+    p.add_argument("--dir", type=Path, help="install here (default: "
+                   "~/.local/share/musl-pbs/cpython-X.Y.Z-linux-ARCH-musl)")
+    p.add_argument("--force", action="store_true", help="replace an existing --dir")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    detection = detect(Path("/"))
+    source: Path = args.source
+    cands = (candidates_from_metadata(source) if source.is_file()
+             else candidates_from_dir(source))
+    chosen = choose(cands, detection, args.version)
+    dest = args.dir or default_dest(chosen)
+    python = install(chosen, dest, force=args.force)
+    if args.json:
+        print(json.dumps({"archive": str(chosen.path), "version": chosen.version,
+                          "arch": chosen.arch, "prefix": str(dest), "python": str(python)}))
+    else:
+        Console(stderr=True).print(f"installed {chosen.path.name} ({detection.libc} "
+                                   f"{detection.version}, {detection.arch})", highlight=False)
+        print(python)
+    return 0
