@@ -141,3 +141,16 @@ def test_ctrl_c_removes_the_container(images_x86_64: tuple[str, str], tmp_path: 
         acquire(arch=get_arch("x86_64"), image=images_x86_64[0], recipe=load_recipe("3.11"),
                 out_dir=tmp_path, reporter=Interrupt())
     assert _leftover_containers() == []
+
+
+def test_same_image_same_recipe_same_bytes(
+    built_x86_64: Path, images_x86_64: tuple[str, str], tmp_path: Path
+) -> None:
+    """Reproducible archives: a second build of the same image gives identical bytes."""
+    code = main(["build", "--arch", "x86_64", "--image", images_x86_64[0],
+                 "--out", str(tmp_path / "dist"), "--work", str(tmp_path / "work"), "-q"])
+    assert code == 0
+    for suffix in (".tar.gz", ".tar.zst"):
+        first, second = _archive(built_x86_64, suffix), _archive(tmp_path / "dist", suffix)
+        assert first.name == second.name
+        assert first.read_bytes() == second.read_bytes(), suffix
