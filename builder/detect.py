@@ -175,6 +175,14 @@ class _Loader:
         return " -> ".join(str(p) for p in self.chain) or str(self.path)
 
 
+def _unique(lines: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(lines))
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def _in_root(root: Path, host: Path) -> PurePosixPath:
     rel = host.relative_to(root).as_posix()
     return PurePosixPath("/") if rel == "." else PurePosixPath("/", rel)
@@ -474,7 +482,7 @@ def _other_loaders(chosen: _Loader, present: list[_Loader]) -> list[str]:
 def _undecided(root: Path, reason: str, evidence: list[str]) -> Detection:
     return Detection(root=root, libc=None, version=None, arch=None, machine=None, loader=None,
                      loader_resolved=None, program=None, archive=None,
-                     archive_note="undecided: " + reason, evidence=(*evidence, reason),
+                     archive_note="undecided: " + reason, evidence=_unique([*evidence, reason]),
                      undecided_reason=reason)
 
 
@@ -539,7 +547,7 @@ def _conclude(root: Path, loader: _Loader, arch_elf: ElfInfo, arch_source: PureP
         arch=ans.arch.alpine if ans.arch is not None else None, machine=ans.machine,
         loader=str(loader.path), loader_resolved=str(resolved) if resolved else None,
         program=str(program) if program is not None else None,
-        archive=archive, archive_note=note, evidence=tuple(evidence),
+        archive=archive, archive_note=note, evidence=_unique(evidence),
     )
 
 
@@ -594,8 +602,8 @@ def detect(root: Path, *, kernel_machine: str | None = None) -> Detection:
     if scanned:
         counts = Counter(p.interpreter for p in scanned)
         shown = ", ".join(f"{i} ({n})" for i, n in counts.most_common())
-        evidence.append(f"scanned {dirs}: {len(scanned)} dynamically linked programs, "
-                        f"interpreters: {shown}")
+        evidence.append(f"scanned {dirs}: {_count(len(scanned), 'dynamically linked program')}"
+                        f", interpreters: {shown}")
         ordered = sorted(scanned, key=lambda p: -counts[p.interpreter])
         found = _decide_by_programs(root, ordered, evidence, kernel_machine)
         if found is not None:
@@ -603,7 +611,7 @@ def detect(root: Path, *, kernel_machine: str | None = None) -> Detection:
         return _undecided(root, "the interpreters that programs name are missing from the "
                                 "tree or are neither musl nor glibc loaders", evidence)
     static += sum(1 for p in known if p.elf is not None and not p.interpreter)
-    evidence.append(f"scanned {dirs}: {elves} ELF files, none dynamically linked")
+    evidence.append(f"scanned {dirs}: {_count(elves, 'ELF file')}, none dynamically linked")
 
     # Rule 3: no dynamically linked program at all; a lone loader family decides.
     loaders = _find_loaders(root)
@@ -621,6 +629,6 @@ def detect(root: Path, *, kernel_machine: str | None = None) -> Detection:
     if lone.elf is None:
         return _undecided(root, f"{lone.shown()} is not a readable ELF file", evidence)
     evidence.append(f"no dynamically linked program found; the loaders present are all "
-                    f"{lone.libc}: {listed} — a dynamically linked program would use them")
+                    f"{lone.libc}: {listed}; a dynamically linked program would use them")
     return _conclude(root, lone, lone.elf, lone.resolved or lone.path, None, evidence,
                      kernel_machine)

@@ -168,7 +168,7 @@ def test_distroless_like_no_shell(tmp_path: Path) -> None:
     d = detect(t.root)
     assert (d.libc, d.arch, d.program) == ("glibc", "x86_64", "/usr/local/bin/app")
     assert _has(d, r"^/bin/sh: missing")
-    assert _has(d, r"1 dynamically linked programs, interpreters: "
+    assert _has(d, r"1 dynamically linked program, interpreters: "
                    r"/lib64/ld-linux-x86-64.so.2 \(1\)")
 
 

@@ -1,0 +1,1 @@
+"""Root filesystems for `detect`, made from real Debian packages (see debs.py)."""
