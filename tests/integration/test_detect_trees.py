@@ -242,6 +242,26 @@ def test_armhf_is_armv7_by_build_attributes(make_tree: Maker) -> None:
     assert _has(d, "Tag_CPU_arch v7 (ARMv7 or later) -> Alpine arch armv7")
 
 
+@pytest.mark.parametrize(("attrs", "alpine", "says"), [
+    ({"TAG_CPU_ARCH": 6}, "armhf", "Tag_CPU_arch v6 (ARMv6) -> Alpine arch armhf"),
+    ({"TAG_CPU_ARCH": 9}, "armhf", "Tag_CPU_arch v6K (ARMv6) -> Alpine arch armhf"),
+    ({"TAG_CPU_ARCH": 14}, "armv7", "Tag_CPU_arch v8-A (ARMv7 or later) -> Alpine arch armv7"),
+    ({}, "armv7", "cannot be told apart; assuming armv7"),
+])
+def test_arm_build_attributes_pick_the_port(make_tree: Maker, monkeypatch: pytest.MonkeyPatch,
+                                            attrs: dict[str, int], alpine: str,
+                                            says: str) -> None:
+    """No ARMv6 userland is fetchable here (Debian armhf is ARMv7): the real armhf tree,
+    with the attribute reader answering as an ARMv6 (Raspbian-like) or v8 build would."""
+    import builder.detect as detect_mod
+
+    root = make_tree("bookworm-armhf")
+    monkeypatch.setattr(detect_mod, "_arm_attributes", lambda _path: attrs)
+    d = detect(root)
+    assert d.arch == alpine
+    assert _has(d, says)
+
+
 def test_armel_soft_float_has_no_archive(make_tree: Maker) -> None:
     d = detect(make_tree("bookworm-armel"))
     assert (d.libc, d.version, d.arch, d.archive) == ("glibc", "2.36", None, None)
