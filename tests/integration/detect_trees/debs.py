@@ -108,11 +108,13 @@ def update_index() -> str | None:
         except subprocess.TimeoutExpired:
             error = f"apt-get update timed out after {_TIMEOUT}s"
             continue
-        if out.returncode == 0:
+        failed = [ln for ln in out.stderr.splitlines() if ln.startswith(("E:", "W: Failed"))]
+        if out.returncode == 0 and not failed:
             _updated.append(True)
             return None
-        error = out.stderr.strip()[-1500:]
-        time.sleep(5 * (attempt + 1))
+        error = "\n".join(failed)[-1500:] or out.stderr.strip()[-1500:]
+        if attempt < 2:
+            time.sleep(5)  # "Mirror sync in progress?" is transient
     _updated.append(True)  # use what arrived; a missing index shows up per package
     return error
 
