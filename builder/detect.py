@@ -536,8 +536,8 @@ def _conclude(root: Path, loader: _Loader, arch_elf: ElfInfo, arch_source: PureP
     elif loader.libc == "musl":
         archive = archive_glob(ans.arch)
     else:
-        note = ("glibc system: musl-pbs archives are for musl systems; a glibc build fits "
-                f"(e.g. python-build-standalone's {ans.arch.triple_arch}-unknown-linux-gnu)")
+        note = ("glibc system: musl-pbs archives are for musl systems; a glibc build for "
+                f"{ans.arch.alpine} fits (e.g. python-build-standalone's *-linux-gnu* ones)")
         if any(o.libc == "musl" and o.path == ans.arch.loader for o in present):
             note += (f"; {archive_glob(ans.arch)} would also find its loader "
                      f"{ans.arch.loader} here, but that is not the system's libc")
