@@ -89,3 +89,43 @@ class UndecidedError(MuslPbsError):
         "the evidence says what was looked at; point --root at a complete root filesystem, "
         "or pick the archive yourself"
     )
+
+
+# --- release assembly and the Alpine release check (exit codes 20-29) ---
+
+
+class ReleaseInputError(MuslPbsError):
+    """A directory given to `release assemble` does not hold what a build leaves."""
+
+    exit_code = 20
+    default_hint = (
+        "pass the --out directories of `musl-pbs build` (each archive with its manifest "
+        "cpython-X.Y.Z-linux-ARCH-musl.json beside it)"
+    )
+
+
+class ChecksumMismatchError(MuslPbsError):
+    """An archive's sha256 is not the one its manifest (or SHA256SUMS) records."""
+
+    exit_code = 21
+    default_hint = (
+        "the archive changed after it was built (or the download is damaged): "
+        "build or download that target again"
+    )
+
+
+class DuplicateTargetError(MuslPbsError):
+    """Two input directories carry an archive of the same name."""
+
+    exit_code = 22
+    default_hint = (
+        "an archive name says Python version and architecture only, so two Alpine releases "
+        "that ship the same python3 collide: pass only one of the directories"
+    )
+
+
+class MalformedDocumentError(MuslPbsError):
+    """A release document (Alpine's releases.json / latest-releases.yaml, state.json) is
+    not of the expected shape."""
+
+    exit_code = 23

@@ -48,3 +48,57 @@ def parse_archive_name(filename: str) -> ArchiveName | None:
                     return ArchiveName(m["version"], arch)
             return None
     return None
+
+
+# --- release files (musl-pbs release assemble) ---
+
+MANIFEST_INDEX = "manifest.json"  # every target's manifest, as a JSON list
+STATE = "state.json"  # what the nightly check compares against
+UV_DOWNLOADS = "download-metadata.json"  # uv's --python-downloads-json-url format
+
+_BUILD_TAG = re.compile(r"^\d{8}$")
+_PBS = re.compile(
+    r"^cpython-(?P<version>3\.\d+\.\d+(?:(?:a|b|rc)\d+)?)\+(?P<build>\d{8})-"
+    r"(?P<triple>[a-z0-9_]+-unknown-linux-[a-z]+)-install_only\.tar\.gz$"
+)
+
+
+def is_build_tag(tag: str) -> bool:
+    """A release's BUILD tag: a date, ``YYYYMMDD`` (python-build-standalone's convention)."""
+    return _BUILD_TAG.match(tag) is not None
+
+
+def pbs_install_only_name(name: ArchiveName, build: str) -> str:
+    """python-build-standalone's spelling of the same archive, e.g.
+    ``cpython-3.12.8+20250101-x86_64-unknown-linux-musl-install_only.tar.gz``.
+
+    ``build`` is the release's date tag (YYYYMMDD); uv's UV_PYTHON_INSTALL_MIRROR fetches
+    ``{mirror}/{build}/{this name}``.
+    """
+    if not is_build_tag(build):
+        raise ValueError(f"build tag {build!r} is not YYYYMMDD")
+    return f"cpython-{name.version}+{build}-{name.arch.target_triple}-install_only.tar.gz"
+
+
+def parse_pbs_install_only_name(filename: str) -> tuple[ArchiveName, str] | None:
+    """``cpython-3.12.8+20250101-x86_64-unknown-linux-musl-install_only.tar.gz`` ->
+    (ArchiveName, build), else None."""
+    m = _PBS.match(filename)
+    if m is None:
+        return None
+    for arch in ARCHES.values():
+        if arch.target_triple == m["triple"]:
+            return ArchiveName(m["version"], arch), m["build"]
+    return None
+
+
+def uv_download_key(name: ArchiveName) -> str:
+    """The key of an entry in uv's download-metadata.json, e.g.
+    ``cpython-3.12.11-linux-x86_64-musl``."""
+    return f"cpython-{name.version}-linux-{name.arch.uv_family}-musl"
+
+
+def target_key(release_tag: str, arch: Arch) -> str:
+    """One build target: an Alpine release branch and an architecture, ``3.21:x86_64`` (the
+    spelling of :attr:`builder.plan.Target.name`, used by state.json and `alpine check`)."""
+    return f"{release_tag}:{arch.alpine}"

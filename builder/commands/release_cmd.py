@@ -1,15 +1,75 @@
-"""`musl-pbs release` (being written)."""
+"""`musl-pbs release assemble`: merge build outputs into one release directory."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+
+from builder.release import assemble
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("release", help="(not yet available)")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "release", help="assemble a release from the outputs of many builds"
+    )
+    actions = p.add_subparsers(dest="release_action", required=True, metavar="ACTION")
+    a: argparse.ArgumentParser = actions.add_parser(
+        "assemble",
+        help="merge build output directories: checksums, manifest.json, state.json, "
+        "uv's download-metadata.json",
+        description="Merge the output directories of `musl-pbs build` into OUT: every "
+        "archive (sha256 checked against its manifest), its python-build-standalone name "
+        "cpython-X.Y.Z+BUILD-TRIPLE-install_only.tar.gz, SHA256SUMS, manifest.json, "
+        "state.json and download-metadata.json (uv's format). OUT is written whole or not "
+        "at all.",
+    )
+    a.add_argument("directories", nargs="+", type=Path, metavar="DIR",
+                   help="a `musl-pbs build --out` directory (one or more targets)")
+    a.add_argument("--out", type=Path, required=True,
+                   help="release directory to create (must not exist, or be empty)")
+    a.add_argument("--base-url", metavar="URL",
+                   help="where the files will be served from, for the URLs in "
+                   "download-metadata.json (default: the file:// URL of OUT)")
+    a.add_argument("--build", metavar="YYYYMMDD",
+                   help="the release's date tag, used in the python-build-standalone names "
+                   "and uv's 'build' (default: the manifests' build, else today in UTC)")
+    a.add_argument("--previous-state", type=Path, metavar="FILE",
+                   help="state.json of the last release: its targets not rebuilt here are "
+                   "carried into the new state.json (a missing file is fine)")
+    a.add_argument("--json", action="store_true", help="print a summary as JSON on stdout")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    if args.release_action == "assemble":
+        return _assemble(args)
+    raise AssertionError(args.release_action)  # argparse allows nothing else
+
+
+def _assemble(args: argparse.Namespace) -> int:
+    done = assemble(
+        args.directories,
+        args.out,
+        base_url=args.base_url,
+        build=args.build,
+        previous_state=args.previous_state,
+    )
+    if args.json:
+        print(json.dumps({
+            "out": str(done.out),
+            "build": done.build,
+            "base_url": done.base_url,
+            "targets": list(done.targets),
+            "files": list(done.files),
+        }, indent=2))
+        return 0
+    Console(stderr=True).print(
+        f"release {done.build}: {len(done.targets)} target(s) in {done.out}", highlight=False
+    )
+    for name in done.files:  # stdout: the paths, one per line, for scripts
+        print(done.out / name)
+    return 0
