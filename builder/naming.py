@@ -72,8 +72,8 @@ def pbs_install_only_name(name: ArchiveName, build: str) -> str:
     """python-build-standalone's spelling of the same archive, e.g.
     ``cpython-3.12.8+20250101-x86_64-unknown-linux-musl-install_only.tar.gz``.
 
-    ``build`` is the release's date tag (YYYYMMDD); uv's UV_PYTHON_INSTALL_MIRROR fetches
-    ``{mirror}/{build}/{this name}``.
+    ``build`` is the release's date tag (YYYYMMDD): a release tagged with it is laid out as
+    ``{mirror}/{build}/{this name}``, python-build-standalone's layout.
     """
     if not is_build_tag(build):
         raise ValueError(f"build tag {build!r} is not YYYYMMDD")

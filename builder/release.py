@@ -7,9 +7,12 @@ directory gets:
 - every archive and manifest (hard links where the file system allows, else copies), each
   archive's sha256 checked against its manifest (and the input's SHA256SUMS, if it lists it);
 - each ``.tar.gz`` once more under python-build-standalone's name,
-  ``cpython-X.Y.Z+BUILD-TRIPLE-install_only.tar.gz`` (a hard link: same bytes), so that a
-  directory laid out as ``{mirror}/{BUILD}/{file}`` (a GitHub release tagged BUILD) has the
-  names uv's ``UV_PYTHON_INSTALL_MIRROR`` asks for;
+  ``cpython-X.Y.Z+BUILD-TRIPLE-install_only.tar.gz`` (a hard link: same bytes), for tools
+  that know that naming. A GitHub release tagged BUILD is laid out as
+  ``{mirror}/{BUILD}/{file}``, the layout of uv's ``UV_PYTHON_INSTALL_MIRROR``; but uv only
+  rewrites the URLs of its download list with it, and its built-in list names
+  python-build-standalone's own builds (their versions, ``install_only_stripped`` and their
+  sha256s), so for uv point ``UV_PYTHON_DOWNLOADS_JSON_URL`` at our download-metadata.json;
 - ``SHA256SUMS`` (every archive, sorted by name), ``manifest.json`` (the list of the
   per-target manifests), ``download-metadata.json`` (uv's format, see :mod:`builder.uvmeta`)
   and ``state.json`` (what ``musl-pbs alpine check`` compares against).
