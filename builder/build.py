@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,6 +20,10 @@ from builder.platforms import Arch
 from builder.progress import Reporter
 from builder.relocate import Relocated, relocate
 from builder.stage import Staged, stage
+from builder.uvmeta import download_metadata
+
+DOWNLOAD_METADATA = "download-metadata.json"
+_METADATA_LOCK = threading.Lock()
 
 TEST_GROUND_HINT = (
     "with no registry reachable, build the Alpine-like test image with "
@@ -80,6 +86,7 @@ def build_target(
     out_dir: Path,
     work_dir: Path,
     reporter: Reporter,
+    base_url: str | None = None,
 ) -> BuildResult:
     start = time.monotonic()
     patcher = Patchelf()  # checked before anything slow starts
@@ -104,6 +111,7 @@ def build_target(
     name = ArchiveName(acquired.python.version, arch)
     info = manifest_fields(acquired, staged, relocated, recipe, arch)
     packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter)
+    write_download_metadata(out_dir, base_url)
     return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start)
 
 
@@ -146,3 +154,19 @@ def manifest_fields(
         packages=[p.to_json() for p in packages_in_archive(acquired, staged)],
         missing_optional_packages=list(acquired.missing_optional),
     )
+
+
+def write_download_metadata(out_dir: Path, base_url: str | None = None) -> Path:
+    """uv's download-metadata.json for every archive in ``out_dir`` (file:// by default)."""
+    with _METADATA_LOCK:
+        manifests = []
+        for path in sorted(out_dir.glob("cpython-*-musl.json")):
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and "archives" in data:
+                manifests.append(data)
+        url = base_url or out_dir.resolve().as_uri()
+        dest = out_dir / DOWNLOAD_METADATA
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_text(json.dumps(download_metadata(manifests, url), indent=2) + "\n")
+        os.replace(tmp, dest)
+        return dest

@@ -40,6 +40,8 @@ def add_parser(sub: Any) -> None:
                    help="musl-only base image for --verify (default: derived from alpine:TAG)")
     p.add_argument("--out", type=Path, default=Path("dist"), help="output directory (dist/)")
     p.add_argument("--work", type=Path, default=Path("build"), help="work directory (build/)")
+    p.add_argument("--base-url", help="where dist/ will be served from, for the URLs in "
+                   "dist/download-metadata.json (default: its file:// URL)")
     p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix.yaml to use")
     p.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream command output")
@@ -86,6 +88,7 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporte
         out_dir=args.out,
         work_dir=work,
         reporter=reporter,
+        base_url=args.base_url,
     )
     if args.verify:
         report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),
