@@ -129,3 +129,16 @@ class MalformedDocumentError(MuslPbsError):
     not of the expected shape."""
 
     exit_code = 23
+
+
+class BuildsFailedError(MuslPbsError):
+    """Some targets of a multi-target build failed (the others finished)."""
+
+    exit_code = 15
+    default_hint = "each target's log is named in the summary above"
+
+
+class NoFittingArchiveError(MuslPbsError):
+    """`install`: nothing in the release fits this system."""
+
+    exit_code = 16

@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from builder.detect import Detection
-from builder.errors import MuslPbsError, NotOurArchiveError
+from builder.errors import NoFittingArchiveError, NotOurArchiveError
 from builder.naming import parse_archive_name
 from builder.pack import sha256_file
 from builder.platforms import ARCHES, get_arch
-
-
-class NoFittingArchiveError(MuslPbsError):
-    exit_code = 16
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from builder.config import Matrix
 from builder.errors import UsageError
+from builder.naming import target_key
 from builder.platforms import Arch, get_arch
 
 
@@ -19,7 +20,7 @@ class Target:
     @property
     def name(self) -> str:
         """``3.19:x86_64`` — how targets are named on the command line and in logs."""
-        return f"{self.release}:{self.arch.alpine}"
+        return target_key(self.release, self.arch)
 
     def to_json(self) -> dict[str, str]:
         return {

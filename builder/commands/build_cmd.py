@@ -11,7 +11,7 @@ from rich.console import Console
 
 from builder.build import build_target
 from builder.config import DEFAULT_MATRIX, Matrix, load_matrix
-from builder.errors import UsageError, VerifyFailedError
+from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
 from builder.multi import LogReporter, Runner, summary
 from builder.plan import Target, expand, select
 from builder.platforms import get_arch
@@ -139,13 +139,5 @@ def run(args: argparse.Namespace) -> int:
             if o.archive:
                 print(o.archive)
     if failed:
-        raise BuildsFailed(len(failed), len(outcomes))
+        raise BuildsFailedError(f"{len(failed)} of {len(outcomes)} targets failed")
     return 0
-
-
-class BuildsFailed(UsageError):
-    exit_code = 15
-
-    def __init__(self, failed: int, total: int) -> None:
-        super().__init__(f"{failed} of {total} targets failed",
-                         hint="each target's log is named in the summary above")

@@ -9,8 +9,8 @@ import pytest
 
 from builder.cli import main
 from builder.detect import Detection
-from builder.errors import NotOurArchiveError
-from builder.install import NoFittingArchiveError, candidates_from_dir, choose, install
+from builder.errors import NoFittingArchiveError, NotOurArchiveError
+from builder.install import candidates_from_dir, choose, install
 from builder.naming import ArchiveName
 from builder.pack import pack
 from builder.platforms import get_arch

@@ -49,3 +49,15 @@ def test_archive_names_round_trip() -> None:
     assert ArchiveName("3.11.2", get_arch("x86_64")).gz == "cpython-3.11.2-linux-x86_64-musl.tar.gz"
     assert parse_archive_name("cpython-3.11.2-linux-x86_64-gnu.tar.gz") is None
     assert parse_archive_name("python.tar.gz") is None
+
+
+def test_every_error_class_has_its_own_exit_code() -> None:
+    import builder.errors as errors
+
+    classes = [c for c in vars(errors).values()
+               if isinstance(c, type) and issubclass(c, errors.MuslPbsError)
+               and c is not errors.MuslPbsError]
+    codes = [c.exit_code for c in classes]
+    duplicated = {c.__name__: c.exit_code for c in classes if codes.count(c.exit_code) > 1}
+    assert not duplicated
+    assert all(2 <= code < 126 for code in codes)
