@@ -10,19 +10,24 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 import tempfile
 from pathlib import Path
+
+import docker.errors
 
 from builder.container import Container, docker_client, ensure_image
 from builder.errors import ImageNotFoundError
 from builder.platforms import Arch
 from builder.progress import Reporter
 
-_BASE_KEEP_DIRS = ("bin", "sbin", "usr/bin", "usr/sbin")
+SOURCE_LABEL = "org.musl-pbs.source-image-id"
 
 
-def load_rootfs_image(client: object, layer: Path, ref: str, arch: Arch) -> None:
+def load_rootfs_image(
+    client: object, layer: Path, ref: str, arch: Arch, labels: dict[str, str] | None = None
+) -> None:
     """Load ``layer`` (a rootfs tar) as image ``ref`` whose config says ``arch``."""
     digest = hashlib.sha256(layer.read_bytes()).hexdigest()
     parts = arch.docker_platform.split("/")
@@ -32,6 +37,7 @@ def load_rootfs_image(client: object, layer: Path, ref: str, arch: Arch) -> None
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "Cmd": ["/bin/sh"],
+            "Labels": labels or {},
         },
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest}"]},
         "history": [{"created_by": "musl-pbs"}],
@@ -64,21 +70,31 @@ def _keep_for_base(member: tarfile.TarInfo, loader_name: str, libc_name: str) ->
     return False
 
 
-def derive_base_image(release: str, arch: Arch, reporter: Reporter) -> str:
-    """``musl-pbs-base:<release>-<arch>``: the loader and busybox of ``alpine:<release>``."""
-    ref = f"musl-pbs-base:{release}-{arch.alpine}"
+def base_image_name(source: str, arch: Arch) -> str:
+    """``alpine:3.19`` -> ``musl-pbs-base:alpine-3.19-x86_64``."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", source).strip("-.")[:100]
+    return f"musl-pbs-base:{tag}-{arch.alpine}"
+
+
+def derive_base_image(source: str, arch: Arch, reporter: Reporter) -> str:
+    """A musl-only image made from ``source``: its loader and busybox, nothing else.
+
+    So that a library the distribution itself ships cannot hide one the archive lacks.
+    """
+    ref = base_image_name(source, arch)
     client = docker_client()
-    try:
-        client.images.get(ref)
-        return ref
-    except Exception:  # any lookup failure means: make it
-        pass
-    source = f"alpine:{release}"
     ensure_image(
         client, source, arch.docker_platform,
         hint=f"pass --image with a musl-only base image (the test ground prints one: "
         f"`tests/fixtures/build-images --arch {arch.alpine}`, second line)",
     )
+    source_id = str(client.images.get(source).id)
+    try:
+        labels = client.images.get(ref).labels or {}
+        if labels.get(SOURCE_LABEL) == source_id:
+            return ref  # made from this very image before
+    except docker.errors.ImageNotFound:
+        pass
     reporter.stage("verify", f"deriving {ref} from {source} (loader + busybox only)")
     with tempfile.TemporaryDirectory(prefix="musl-pbs-base-") as tmp:
         export = Path(tmp, "export.tar")
@@ -93,8 +109,8 @@ def derive_base_image(release: str, arch: Arch, reporter: Reporter) -> str:
                     dst.addfile(m, f)
         with tarfile.open(layer) as check:
             if f"lib/{loader}" not in {m.name.lstrip("./") for m in check}:
-                    raise ImageNotFoundError(
-                        f"{source} has no {arch.loader} to derive a base image from"
-                    )
-        load_rootfs_image(client, layer, ref, arch)
+                raise ImageNotFoundError(
+                    f"{source} has no {arch.loader} to derive a base image from"
+                )
+        load_rootfs_image(client, layer, ref, arch, labels={SOURCE_LABEL: source_id})
     return ref

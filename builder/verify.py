@@ -248,6 +248,6 @@ def verify_archive(
         wh = wheelhouse or ensure_wheelhouse(ident.minor, ident.arch)
         release = str(ident.info.get("alpine_release") or "")
         tag = ".".join(release.split(".")[:2]) or "latest"
-        base = image or derive_base_image(tag, ident.arch, reporter)
+        base = image or derive_base_image(f"alpine:{tag}", ident.arch, reporter)
         report.results += _run_checks(archive, ident, base, wh, reporter)
     return report

@@ -154,3 +154,22 @@ def test_same_image_same_recipe_same_bytes(
         first, second = _archive(built_x86_64, suffix), _archive(tmp_path / "dist", suffix)
         assert first.name == second.name
         assert first.read_bytes() == second.read_bytes(), suffix
+
+
+def test_derived_base_image_has_only_loader_and_busybox(
+    built_x86_64: Path, images_x86_64: tuple[str, str]
+) -> None:
+    """verify's default: a base derived from the build image (here the Alpine-like one)."""
+    from builder.images import derive_base_image
+    from builder.progress import NullReporter
+
+    arch = get_arch("x86_64")
+    ref = derive_base_image(images_x86_64[0], arch, NullReporter())
+    assert derive_base_image(images_x86_64[0], arch, NullReporter()) == ref  # reused
+    listing = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", ref, "sh", "-c",
+         "ls /lib /usr/lib 2>/dev/null; ls /usr/bin | head -3"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert "ld-musl-x86_64.so.1" in listing
+    assert not any(name.startswith(("libz", "libffi", "libssl", "python")) for name in listing)
+    assert main(["verify", str(_archive(built_x86_64)), "--image", ref]) == 0
