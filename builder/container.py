@@ -97,7 +97,8 @@ class Container:
             "platform": self.platform,
             "detach": True,
             "environment": self._environment,
-            "labels": {"org.musl-pbs": "1"},
+            # The pid lets a test (or a cleanup) find exactly the containers it made.
+            "labels": {"org.musl-pbs": "1", "org.musl-pbs.pid": str(os.getpid())},
         }
         if not self.network:
             kwargs["network_mode"] = "none"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.docker
 
 
 def _leftover_containers() -> list[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.musl-pbs"],
+    out = subprocess.run(["docker", "ps", "-aq", "--filter",
+                          f"label=org.musl-pbs.pid={os.getpid()}"],
                          capture_output=True, text=True, check=True)
     return out.stdout.split()
 
