@@ -17,6 +17,7 @@ from builder.errors import NoFittingArchiveError, NotOurArchiveError
 from builder.naming import parse_archive_name
 from builder.pack import sha256_file
 from builder.platforms import ARCHES, get_arch
+from builder.safetar import extract_all
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def install(candidate: Candidate, dest: Path, *, force: bool = False) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         with tarfile.open(candidate.path) as tar:
-            tar.extractall(tmp, filter="data")
+            extract_all(tar, tmp)
         top = tmp / "python"
         if not (top / "bin" / "python3").exists():
             raise NotOurArchiveError(f"{candidate.path.name} holds no python/bin/python3")

@@ -6,6 +6,7 @@ and the shared-library closure of the interpreter and every extension module in 
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import os
@@ -25,6 +26,7 @@ from builder.errors import StageError, UnsafeArchiveError
 from builder.platforms import Arch
 from builder.progress import Reporter
 from builder.rootfs import resolve_in_root
+from builder.safetar import extract_all
 
 TOP = "python"
 STAGE_FACTS = "stage.json"
@@ -34,61 +36,35 @@ ALWAYS_PRUNE = ("lib/python*/EXTERNALLY-MANAGED",)
 
 
 # -- safe extraction ----------------------------------------------------------------------
-def _inside(path: str) -> bool:
-    norm = posixpath.normpath(path)
-    return not (norm == ".." or norm.startswith("../") or norm.startswith("/"))
+def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """What an exported root filesystem needs before the generic safety rules.
 
-
-def rootfs_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    """Extraction filter for an exported root filesystem.
-
-    Refuses members that escape the tree and links pointing out of it; drops device
-    nodes and FIFOs; turns absolute symlinks into relative ones with the same meaning
-    inside the root; strips setuid/setgid/sticky bits and ownership.
+    Names lose their leading ``/`` or ``./``; absolute symlinks become relative ones with
+    the same meaning inside the root (``/bin/sh -> /bin/busybox`` is ``busybox``); links
+    that would still leave the tree are refused by :func:`builder.safetar.check_member`.
     """
     name = member.name.lstrip("/")
-    if name.startswith("./"):
+    while name.startswith("./"):
         name = name[2:]
     if not name or name == ".":
         return None
-    if not _inside(name):
-        raise UnsafeArchiveError(f"refusing {member.name!r}: it escapes the tree")
-    if member.ischr() or member.isblk() or member.isfifo():
-        return None
-    changes: dict[str, object] = {"name": name, "uid": os.getuid(), "gid": os.getgid(),
-                                  "uname": "", "gname": ""}
-    if member.issym():
-        target = member.linkname
-        if target.startswith("/"):
-            rel = posixpath.relpath(posixpath.normpath(target.lstrip("/") or "."),
-                                    posixpath.dirname(name) or ".")
-            target = rel
-        joined = posixpath.join(posixpath.dirname(name), target)
-        if not _inside(joined):
-            raise UnsafeArchiveError(
-                f"refusing symlink {name!r} -> {member.linkname!r}: it points out of the tree"
-            )
-        changes["linkname"] = target
+    out = copy.copy(member)
+    out.name = name
+    if member.issym() and member.linkname.startswith("/"):
+        target = posixpath.normpath(member.linkname.lstrip("/") or ".")
+        out.linkname = posixpath.relpath(target, posixpath.dirname(name) or ".")
     elif member.islnk():
-        if not _inside(member.linkname.lstrip("/")):
-            raise UnsafeArchiveError(
-                f"refusing hard link {name!r} -> {member.linkname!r}: it points out of the tree"
-            )
-        changes["linkname"] = member.linkname.lstrip("/").removeprefix("./")
-    if member.mode is not None:
-        changes["mode"] = member.mode & 0o777
-    new = member.replace(**changes, deep=False)  # type: ignore[arg-type]
-    try:
-        return tarfile.data_filter(new, dest)
-    except tarfile.FilterError as e:
-        raise UnsafeArchiveError(f"refusing {member.name!r}: {e}") from None
+        link = member.linkname.lstrip("/")
+        while link.startswith("./"):
+            link = link[2:]
+        out.linkname = link
+    return out
 
 
 def safe_extract(archive: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter=rootfs_filter)
+            extract_all(tar, dest, rootfs_transform)
     except tarfile.TarError as e:
         raise UnsafeArchiveError(f"{archive}: not a readable tar archive: {e}") from None
 

@@ -20,12 +20,13 @@ import zstandard
 
 from builder.audit import Finding, audit_elves, audit_text
 from builder.container import Container, docker_client, ensure_image
-from builder.errors import NotOurArchiveError
+from builder.errors import NotOurArchiveError, UnsafeArchiveError
 from builder.images import derive_base_image
 from builder.naming import ArchiveName, parse_archive_name
 from builder.pack import BUILDINFO, sha256_file
 from builder.platforms import Arch, get_arch
 from builder.progress import Reporter
+from builder.safetar import extract_all
 from builder.wheelhouse import ensure_wheelhouse, pip_wheel
 
 
@@ -150,9 +151,9 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
     with tempfile.TemporaryDirectory(prefix="musl-pbs-audit-") as tmp:
         with _open_tar(archive) as tar:
             try:
-                tar.extractall(tmp, filter="data")
-            except tarfile.FilterError as e:
-                return [CheckResult("archive-safety", False, str(e), archive.name)]
+                extract_all(tar, Path(tmp))
+            except UnsafeArchiveError as e:
+                return [CheckResult("archive-safety", False, e.message, archive.name)]
         tree = Path(tmp, "python")
         findings: list[Finding] = audit_elves(tree, ident.arch) + audit_text(tree, ident.minor)
     by_check: dict[str, list[Finding]] = {}
