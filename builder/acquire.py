@@ -75,6 +75,7 @@ class Acquired:
     arch: str
     image: str
     image_id: str
+    image_digests: tuple[str, ...]  # registry digests (repo@sha256:...), none for local images
     platform: str
     alpine_release: str
     musl_version: str
@@ -117,6 +118,7 @@ class Acquired:
             python=PythonFacts.from_json(data.pop("python")),
             packages=packages,
             installed=tuple(data.pop("installed")),
+            image_digests=tuple(data.pop("image_digests", ())),
             missing_optional=tuple(data.pop("missing_optional", ())),
             **data,
         )
@@ -152,7 +154,9 @@ def acquire(
     client = docker_client()
     ensure_image(client, image, arch.docker_platform, hint=image_hint)
     out_dir.mkdir(parents=True, exist_ok=True)
-    image_id = str(client.images.get(image).id)
+    image_obj = client.images.get(image)
+    image_id = str(image_obj.id)
+    image_digests = tuple(str(d) for d in image_obj.attrs.get("RepoDigests") or ())
     reporter.stage("acquire", f"starting {image} ({arch.docker_platform})")
     with Container(client, image, platform=arch.docker_platform, purpose="acquire") as c:
         command = recipe.install_command()
@@ -202,6 +206,7 @@ def acquire(
         arch=arch.alpine,
         image=image,
         image_id=image_id,
+        image_digests=image_digests,
         platform=arch.docker_platform,
         alpine_release=release.strip(),
         musl_version=musl_version_of(packages),

@@ -19,6 +19,7 @@ from builder.patcher import Patchelf
 from builder.platforms import Arch
 from builder.progress import Reporter
 from builder.relocate import Relocated, relocate
+from builder.sbom import cyclonedx
 from builder.stage import Staged, stage
 from builder.uvmeta import download_metadata
 
@@ -111,6 +112,7 @@ def build_target(
     name = ArchiveName(acquired.python.version, arch)
     info = manifest_fields(acquired, staged, relocated, recipe, arch)
     packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter)
+    write_sbom(packed)
     write_download_metadata(out_dir, base_url)
     return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start)
 
@@ -137,6 +139,7 @@ def manifest_fields(
         alpine_release=acquired.alpine_release,
         image=acquired.image,
         image_id=acquired.image_id,
+        image_digest=acquired.image_digests[0] if acquired.image_digests else None,
         python_paths={
             "bin": f"bin/python{facts.minor}",
             "stdlib": f"lib/python{facts.minor}",
@@ -170,3 +173,12 @@ def write_download_metadata(out_dir: Path, base_url: str | None = None) -> Path:
         tmp.write_text(json.dumps(download_metadata(manifests, url), indent=2) + "\n")
         os.replace(tmp, dest)
         return dest
+
+
+def write_sbom(packed: Packed) -> Path:
+    """``<stem>.cdx.json`` beside the archive: a CycloneDX SBOM of what it holds."""
+    dest = packed.manifest.with_name(packed.manifest.name.replace(".json", ".cdx.json"))
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(json.dumps(cyclonedx(packed.data), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, dest)
+    return dest

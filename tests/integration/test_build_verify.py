@@ -52,6 +52,9 @@ def test_build_writes_archives_checksums_and_manifest(built_x86_64: Path) -> Non
     assert manifest["archives"]["tar.zst"]["sha256"] + "  " + zst.name in sums
     assert manifest["file_count"] > 500
     assert not list(built_x86_64.glob("*.tmp")) and not list(built_x86_64.glob(".*"))
+    assert (built_x86_64 / gz.name.replace(".tar.gz", ".cdx.json")).is_file()
+    assert (built_x86_64 / "download-metadata.json").is_file()
+    assert manifest["image_id"].startswith("sha256:")
     with tarfile.open(gz) as tar:
         names_in = tar.getnames()
     assert {n.split("/")[0] for n in names_in} == {"python"}
