@@ -57,6 +57,16 @@ def audit_elves(tree: Path, arch: Arch) -> list[Finding]:
                 "elf-interpreter", rel,
                 f"interpreter is {info.interpreter}, expected {arch.loader}",
             ))
+        for offset, vaddr, align in info.loads:
+            if align and (offset - vaddr) % align:
+                findings.append(Finding("elf-segments", rel,
+                                        f"PT_LOAD offset {offset:#x} and address {vaddr:#x} "
+                                        f"disagree modulo their alignment {align:#x}"))
+            elif align and align < arch.max_page_size:
+                findings.append(Finding("elf-segments", rel,
+                                        f"PT_LOAD aligned to {align:#x}, below the "
+                                        f"{arch.max_page_size:#x}-byte pages {arch.alpine} "
+                                        "kernels may use"))
         for entry in info.rpath + info.runpath:
             if not entry.startswith(("$ORIGIN", "${ORIGIN}")):
                 findings.append(Finding("rpath", rel, f"RPATH/RUNPATH entry {entry!r} is not "

@@ -27,6 +27,7 @@ class ElfInfo:
     rpath: tuple[str, ...]  # DT_RPATH entries
     runpath: tuple[str, ...]  # DT_RUNPATH entries
     flags: int  # e_flags (ARM float ABI lives here)
+    loads: tuple[tuple[int, int, int], ...] = ()  # PT_LOAD (p_offset, p_vaddr, p_align)
 
     @property
     def search_path(self) -> tuple[str, ...]:
@@ -72,7 +73,10 @@ def read_elf(path: Path) -> ElfInfo | None:
             rpath: tuple[str, ...] = ()
             runpath: tuple[str, ...] = ()
             soname: str | None = None
+            loads: list[tuple[int, int, int]] = []
             for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_LOAD":
+                    loads.append((seg["p_offset"], seg["p_vaddr"], seg["p_align"]))
                 if seg["p_type"] == "PT_INTERP":
                     interp = str(seg.get_interp_name())  # type: ignore[attr-defined]
             for sec in elf.iter_sections():
@@ -100,6 +104,7 @@ def read_elf(path: Path) -> ElfInfo | None:
                 rpath=rpath,
                 runpath=runpath,
                 flags=elf["e_flags"],
+                loads=tuple(loads),
             )
     except (ELFError, OSError, ValueError, KeyError):
         return None

@@ -28,6 +28,11 @@ class Arch:
     hard_float: bool | None = None  # ARM only: EF_ARM_ABI_FLOAT_HARD expected
 
     @property
+    def max_page_size(self) -> int:
+        """The largest page size a kernel of this arch may use: PT_LOAD must align to it."""
+        return 65536 if self.alpine in ("aarch64", "ppc64le") else 4096
+
+    @property
     def wheel_arch(self) -> str:
         """The arch in musllinux wheel platform tags (PEP 656)."""
         return _WHEEL_ARCH.get(self.alpine, self.alpine)

@@ -159,8 +159,8 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check, []).append(f)
-    for check in ("elf-machine", "elf-interpreter", "rpath", "needed", "prefix", "shebang",
-                  "externally-managed", "layout"):
+    for check in ("elf-machine", "elf-interpreter", "elf-segments", "rpath", "needed",
+                  "prefix", "shebang", "externally-managed", "layout"):
         got = by_check.get(check, [])
         if not got:
             results.append(CheckResult(f"static:{check}", True))
