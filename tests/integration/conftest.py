@@ -13,13 +13,15 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_IMAGES = REPO / "tests" / "fixtures" / "build-images"
 
 
-def testground(arch: str) -> tuple[str, str]:
+def testground(arch: str, python: str = "3.11") -> tuple[str, str]:
     """(Alpine-like image, base image), built or taken from the cache."""
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.fail("the Docker engine is not running (.ci/run starts it)")
-    out = subprocess.run([str(BUILD_IMAGES), "--arch", arch], capture_output=True, text=True)
+    out = subprocess.run([str(BUILD_IMAGES), "--arch", arch, "--python", python],
+                         capture_output=True, text=True)
     if out.returncode != 0:
-        pytest.fail(f"build-images --arch {arch} failed:\n{out.stderr[-3000:]}")
+        pytest.fail(f"build-images --arch {arch} --python {python} failed:\n"
+                    f"{out.stderr[-3000:]}")
     alpine_like, base = out.stdout.split()
     return alpine_like, base
 
