@@ -16,6 +16,7 @@ from builder.platforms import Arch
 from builder.progress import Reporter
 
 APK_DB = PurePosixPath("/lib/apk/db/installed")
+ALPINE_RELEASE = PurePosixPath("/etc/alpine-release")
 ROOTFS_NAME = "rootfs.tar"
 FACTS_NAME = "acquire.json"
 _MARK = "@@musl-pbs-facts@@"
@@ -124,14 +125,18 @@ class Acquired:
         )
 
 
-def _read_member(rootfs: Path, path: PurePosixPath) -> str | None:
-    want = str(path).lstrip("/")
+def _read_members(rootfs: Path, *paths: PurePosixPath) -> dict[PurePosixPath, str]:
+    """The text of the regular files ``paths`` in the exported tar, in one pass."""
+    wanted = {str(p).lstrip("/"): p for p in paths}
+    found: dict[PurePosixPath, str] = {}
     with tarfile.open(rootfs) as tar:
         for member in tar:
-            if member.name.lstrip("./").rstrip("/") == want and member.isfile():
+            name = member.name.lstrip("./").rstrip("/")
+            if name in wanted and member.isfile():
                 f = tar.extractfile(member)
-                return f.read().decode("utf-8", errors="replace") if f else None
-    return None
+                if f is not None:
+                    found[wanted[name]] = f.read().decode("utf-8", errors="replace")
+    return found
 
 
 def musl_version_of(packages: list[ApkPackage] | tuple[ApkPackage, ...]) -> str:
@@ -190,17 +195,15 @@ def acquire(
             )
         facts = PythonFacts.from_json(json.loads(facts_line[len(_MARK):]))
         reporter.stage("acquire", f"exporting the filesystem (Python {facts.version})")
-        c.export(
-            out_dir / ROOTFS_NAME,
-        )
-    db_text = _read_member(out_dir / ROOTFS_NAME, APK_DB) or ""
-    packages = parse_installed(db_text)
+        c.export(out_dir / ROOTFS_NAME)
+    texts = _read_members(out_dir / ROOTFS_NAME, APK_DB, ALPINE_RELEASE)
+    packages = parse_installed(texts.get(APK_DB, ""))
     if not packages:
         raise StageError(
             f"the exported filesystem of {image} has no package records in {APK_DB}",
             hint="build from an Alpine image (or an Alpine-like one that keeps apk's database)",
         )
-    release = (_read_member(out_dir / ROOTFS_NAME, PurePosixPath("/etc/alpine-release")) or "")
+    release = texts.get(ALPINE_RELEASE, "")
     result = Acquired(
         directory=out_dir,
         arch=arch.alpine,

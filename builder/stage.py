@@ -105,8 +105,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
 
 
-def _materialize_dangling(tree: Path) -> None:
-    """Replace links that leave ``tree`` or dangle inside it by the file they name."""
+def _drop_dangling_links(tree: Path) -> None:
+    """Remove links that leave ``tree`` or dangle (e.g. python3-config without -dev)."""
     for dirpath, dirnames, filenames in os.walk(tree):
         for name in filenames + dirnames:
             p = Path(dirpath, name)
@@ -206,7 +206,7 @@ def stage(
         shutil.copy2(src, tree / "lib" / facts.instsoname)
         origins[f"lib/{facts.instsoname}"] = str(libdir / facts.instsoname)
 
-    _materialize_dangling(tree)
+    _drop_dangling_links(tree)
     removed = _prune(tree, (*ALWAYS_PRUNE, *recipe.prune))
     reporter.detail(f"pruned {len(removed)} paths ({', '.join(removed[:4])}...)")
 

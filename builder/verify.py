@@ -6,6 +6,7 @@ musl-only base image (loader + busybox, nothing else) with no network.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -93,8 +94,6 @@ def plain_tar_bytes(archive: Path) -> bytes:
     if archive.name.endswith(".tar.zst"):
         with archive.open("rb") as f:
             return zstandard.ZstdDecompressor().stream_reader(f).read()
-    import gzip
-
     with gzip.open(archive, "rb") as g:
         return g.read()
 
