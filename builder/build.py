@@ -112,7 +112,7 @@ def build_target(
     name = ArchiveName(acquired.python.version, arch)
     info = manifest_fields(acquired, staged, relocated, recipe, arch)
     packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter)
-    write_sbom(packed)
+    write_sbom(packed, name)
     write_download_metadata(out_dir, base_url)
     return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start)
 
@@ -175,9 +175,9 @@ def write_download_metadata(out_dir: Path, base_url: str | None = None) -> Path:
         return dest
 
 
-def write_sbom(packed: Packed) -> Path:
+def write_sbom(packed: Packed, name: ArchiveName) -> Path:
     """``<stem>.cdx.json`` beside the archive: a CycloneDX SBOM of what it holds."""
-    dest = packed.manifest.with_name(packed.manifest.name.replace(".json", ".cdx.json"))
+    dest = packed.manifest.with_name(name.sbom)
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.write_text(json.dumps(cyclonedx(packed.data), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, dest)

@@ -35,6 +35,11 @@ class ArchiveName:
     def manifest(self) -> str:
         return self.stem + ".json"
 
+    @property
+    def sbom(self) -> str:
+        """The CycloneDX SBOM beside the archive."""
+        return self.stem + ".cdx.json"
+
 
 def parse_archive_name(filename: str) -> ArchiveName | None:
     """``cpython-3.11.2-linux-x86_64-musl.tar.gz`` -> ArchiveName, else None."""

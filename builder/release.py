@@ -303,6 +303,8 @@ def assemble(
             os.link(tmp / t.name.gz, tmp / pbs)
             sums[pbs] = sums[t.name.gz]
             _link_or_copy(t.manifest_path, tmp / t.name.manifest)
+            if (t.directory / t.name.sbom).is_file():
+                _link_or_copy(t.directory / t.name.sbom, tmp / t.name.sbom)
         manifests = sorted((t.manifest for t in targets), key=lambda m: str(m.get("name")))
         (tmp / CHECKSUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
         _write_json(tmp / MANIFEST_INDEX, manifests)
