@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -88,7 +89,11 @@ def build_target(
     work_dir: Path,
     reporter: Reporter,
     base_url: str | None = None,
+    claim: Callable[[ArchiveName], None] | None = None,
 ) -> BuildResult:
+    """Build one target. ``claim`` is called with the archive name before anything is
+    written to ``out_dir`` (concurrent builds use it to refuse two targets making the same
+    file)."""
     start = time.monotonic()
     patcher = Patchelf()  # checked before anything slow starts
     image_ref = image or matrix.image_for(release_tag, arch.alpine)
@@ -110,6 +115,8 @@ def build_target(
     prefix = acquired.python.prefix
     relocated = relocate(staged.tree, prefix, acquired.python.minor, patcher, reporter)
     name = ArchiveName(acquired.python.version, arch)
+    if claim is not None:
+        claim(name)
     info = manifest_fields(acquired, staged, relocated, recipe, arch)
     packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter)
     write_sbom(packed, name)

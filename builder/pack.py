@@ -13,6 +13,7 @@ import os
 import shutil
 import tarfile
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,8 +138,9 @@ def pack(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(tree / BUILDINFO, info)
     final = {"gz": out_dir / name.gz, "zst": out_dir / name.zst, "json": out_dir / name.manifest}
-    tmps = {k: v.with_name(f".{v.name}.tmp") for k, v in final.items()}
-    plain = out_dir / f".{name.stem}.tar.tmp"
+    unique = uuid.uuid4().hex[:8]  # concurrent writers never share a temporary file
+    tmps = {k: v.with_name(f".{v.name}.{unique}.tmp") for k, v in final.items()}
+    plain = out_dir / f".{name.stem}.{unique}.tar.tmp"
     try:
         reporter.stage("pack", f"writing {name.stem} (tar, epoch {epoch})")
         count = write_tar(tree, plain, epoch)

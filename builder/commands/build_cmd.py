@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from builder.build import build_target
 from builder.config import DEFAULT_MATRIX, Matrix, load_matrix
 from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
 from builder.multi import LogReporter, Runner, summary
+from builder.naming import ArchiveName
 from builder.plan import Target, expand, select
 from builder.platforms import get_arch
 from builder.progress import ConsoleReporter, Reporter
@@ -78,7 +81,8 @@ def _targets(args: argparse.Namespace, matrix: Matrix) -> list[Target]:
 
 
 def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporter: Reporter,
-               work: Path) -> dict[str, Any]:
+               work: Path, claim: Callable[[ArchiveName], None] | None = None
+               ) -> dict[str, Any]:
     result = build_target(
         arch=target.arch,
         release_tag=target.release,
@@ -89,6 +93,7 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporte
         work_dir=work,
         reporter=reporter,
         base_url=args.base_url,
+        claim=claim,
     )
     if args.verify:
         report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),
@@ -118,10 +123,24 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     manifests: dict[str, Any] = {}
+    claimed: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def claim_for(target: Target) -> Callable[[ArchiveName], None]:
+        def claim(name: ArchiveName) -> None:
+            with lock:
+                other = claimed.setdefault(name.stem, target.name)
+            if other != target.name:
+                raise UsageError(
+                    f"{target.name} would write {name.gz}, which {other} writes in this run",
+                    hint="build these targets into different --out directories",
+                )
+        return claim
 
     def job(target: Target, reporter: LogReporter) -> Path:
         done = _build_one(args, matrix, target, reporter,
-                          args.work / f"{target.release}-{target.arch.alpine}")
+                          args.work / f"{target.release}-{target.arch.alpine}",
+                          claim_for(target))
         manifests[target.name] = done["manifest"]
         return Path(done["paths"][0])
 
