@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_IMAGES = REPO / "tests" / "fixtures" / "build-images"
 
 
-def testground(arch: str, python: str = "3.11") -> tuple[str, str]:
+def images_for(arch: str, python: str = "3.11") -> tuple[str, str]:
     """(Alpine-like image, base image), built or taken from the cache."""
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.fail("the Docker engine is not running (.ci/run starts it)")
@@ -28,7 +28,7 @@ def testground(arch: str, python: str = "3.11") -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def images_x86_64() -> tuple[str, str]:
-    return testground("x86_64")
+    return images_for("x86_64")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from builder.cli import main
 from builder.elf import read_elf
 
-from .conftest import testground
+from .conftest import images_for
 
 pytestmark = pytest.mark.docker
 
@@ -28,7 +28,7 @@ def _check_archive(dist: Path, arch: str, python: str) -> None:
 
 @pytest.mark.parametrize(("arch", "python"), [("x86_64", "3.13"), ("aarch64", "3.13")])
 def test_build_and_verify(arch: str, python: str, tmp_path: Path) -> None:
-    alpine_like, base = testground(arch, python)
+    alpine_like, base = images_for(arch, python)
     code = main(["build", "--arch", arch, "--image", alpine_like, "--out", str(tmp_path / "d"),
                  "--work", str(tmp_path / "w"), "-q", "--verify", "--verify-image", base])
     assert code == 0
@@ -38,7 +38,7 @@ def test_build_and_verify(arch: str, python: str, tmp_path: Path) -> None:
 def test_two_arches_concurrently_with_a_log_each(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """`build --target ... --jobs 2 --verify`: x86_64 and aarch64 at once, summary, logs."""
-    x86, arm = testground("x86_64", "3.11"), testground("aarch64", "3.11")
+    x86, arm = images_for("x86_64", "3.11"), images_for("aarch64", "3.11")
     code = main(["build", "--target", "3.19:x86_64", "--target", "3.19:aarch64", "--jobs", "2",
                  "--image", f"x86_64={x86[0]}", "--image", f"aarch64={arm[0]}",
                  "--verify", "--verify-image", f"x86_64={x86[1]}",
@@ -65,7 +65,7 @@ def test_two_arches_concurrently_with_a_log_each(tmp_path: Path,
 
 def test_a_failing_target_does_not_stop_the_other(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    x86 = testground("x86_64", "3.11")
+    x86 = images_for("x86_64", "3.11")
     code = main(["build", "--target", "3.19:x86_64", "--target", "3.18:x86_64", "--jobs", "2",
                  "--image", f"3.19:x86_64={x86[0]}",
                  "--image", "3.18:x86_64=musl-pbs-test/no-such-image:1",
