@@ -45,13 +45,7 @@ def add_parser(sub: Any) -> None:
                    help="network timeout for a URL (default: 20)")
     c.add_argument("--json", action="store_true",
                    help="print a JSON list on one line ([] when nothing is new)")
-    p.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.alpine_action == "check":
-        return _check(args)
-    raise AssertionError(args.alpine_action)  # argparse allows nothing else
+    c.set_defaults(run=_check)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -41,13 +41,7 @@ def add_parser(sub: Any) -> None:
                    help="state.json of the last release: its targets not rebuilt here are "
                    "carried into the new state.json (a missing file is fine)")
     a.add_argument("--json", action="store_true", help="print a summary as JSON on stdout")
-    p.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.release_action == "assemble":
-        return _assemble(args)
-    raise AssertionError(args.release_action)  # argparse allows nothing else
+    a.set_defaults(run=_assemble)
 
 
 def _assemble(args: argparse.Namespace) -> int:
