@@ -12,6 +12,7 @@ from builder.apkdb import ApkPackage, parse_installed, upstream_version
 from builder.config import Recipe
 from builder.container import Container, docker_client, ensure_image
 from builder.errors import ContainerCommandError, StageError
+from builder.jsonio import write_json
 from builder.platforms import Arch
 from builder.progress import Reporter
 
@@ -95,9 +96,7 @@ class Acquired:
         data["packages"] = [
             {**p.to_json(), "files": [str(f) for f in p.files]} for p in self.packages
         ]
-        tmp = self.directory / (FACTS_NAME + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        tmp.replace(self.directory / FACTS_NAME)
+        write_json(self.directory / FACTS_NAME, data)
 
     @classmethod
     def load(cls, directory: Path) -> Acquired:

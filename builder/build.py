@@ -14,6 +14,7 @@ from typing import Any
 from builder.acquire import Acquired, acquire
 from builder.apkdb import ApkPackage
 from builder.config import Matrix, Recipe, load_recipe
+from builder.jsonio import write_json
 from builder.naming import ArchiveName
 from builder.pack import Packed, build_info, pack
 from builder.patcher import Patchelf
@@ -176,16 +177,13 @@ def write_download_metadata(out_dir: Path, base_url: str | None = None) -> Path:
                 manifests.append(data)
         url = base_url or out_dir.resolve().as_uri()
         dest = out_dir / DOWNLOAD_METADATA
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        tmp.write_text(json.dumps(download_metadata(manifests, url), indent=2) + "\n")
-        os.replace(tmp, dest)
+        # Unsorted: uv takes the first matching entry, newest first.
+        write_json(dest, download_metadata(manifests, url), sort_keys=False)
         return dest
 
 
 def write_sbom(packed: Packed, name: ArchiveName) -> Path:
     """``<stem>.cdx.json`` beside the archive: a CycloneDX SBOM of what it holds."""
     dest = packed.manifest.with_name(name.sbom)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(json.dumps(cyclonedx(packed.data), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, dest)
+    write_json(dest, cyclonedx(packed.data))
     return dest

@@ -18,6 +18,7 @@ from builder.naming import parse_archive_name
 from builder.pack import sha256_file
 from builder.platforms import ARCHES, get_arch
 from builder.safetar import extract_all
+from builder.uvmeta import version_sort_key
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class Candidate:
     musl_needed: str | None
 
     @property
-    def version_key(self) -> tuple[int, ...]:
-        return tuple(int(p) for p in self.version.split(".")[:3] if p.isdigit())
+    def version_key(self) -> tuple[int, int, int, int, int]:
+        return version_sort_key(self.version)  # pre-releases sort before the final
 
 
 def _vkey(v: str) -> tuple[int, ...]:

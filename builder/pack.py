@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import shutil
 import tarfile
@@ -22,6 +21,7 @@ from typing import Any
 import zstandard
 
 from builder import __version__
+from builder.jsonio import dumps
 from builder.naming import CHECKSUMS, ArchiveName
 from builder.progress import Reporter
 
@@ -101,10 +101,6 @@ def compress_zst(src: Path, dest: Path) -> None:
         cctx.copy_stream(fin, fout, size=src.stat().st_size)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 def update_checksums(path: Path, entries: dict[str, str]) -> None:
     """Merge ``name -> sha256`` into a SHA256SUMS file (sorted, temp name then rename)."""
     with _CHECKSUMS_LOCK:
@@ -136,7 +132,7 @@ def pack(
     if tree.name != "python":
         raise ValueError("the staged tree must be named python/")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(tree / BUILDINFO, info)
+    (tree / BUILDINFO).write_text(dumps(info))
     final = {"gz": out_dir / name.gz, "zst": out_dir / name.zst, "json": out_dir / name.manifest}
     unique = uuid.uuid4().hex[:8]  # concurrent writers never share a temporary file
     tmps = {k: v.with_name(f".{v.name}.{unique}.tmp") for k, v in final.items()}
@@ -161,7 +157,7 @@ def pack(
             "uncompressed_size": plain.stat().st_size,
             "archives": archives,
         }
-        _write_json(tmps["json"], manifest)
+        tmps["json"].write_text(dumps(manifest))
         for key in ("gz", "zst", "json"):
             os.replace(tmps[key], final[key])
         update_checksums(

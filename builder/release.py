@@ -44,6 +44,7 @@ from builder.errors import (
     ReleaseInputError,
     UsageError,
 )
+from builder.jsonio import dumps
 from builder.naming import (
     CHECKSUMS,
     MANIFEST_INDEX,
@@ -205,7 +206,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    path.write_text(dumps(data, sort_keys=False))  # inside the temporary release directory
 
 
 def state_entry(t: TargetInput, build: str) -> dict[str, Any]:

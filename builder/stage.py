@@ -23,6 +23,7 @@ from builder.closure import compute_closure, system_search_dirs
 from builder.config import Recipe
 from builder.elf import is_elf
 from builder.errors import StageError, UnsafeArchiveError
+from builder.jsonio import write_json
 from builder.platforms import Arch
 from builder.progress import Reporter
 from builder.rootfs import resolve_in_root
@@ -82,7 +83,7 @@ class Staged:
 
     def save(self) -> None:
         data = {"bundled": self.bundled, "origins": self.origins}
-        (self.directory / STAGE_FACTS).write_text(json.dumps(data, indent=2, sort_keys=True))
+        write_json(self.directory / STAGE_FACTS, data)
 
     @classmethod
     def load(cls, directory: Path) -> Staged:
@@ -91,7 +92,7 @@ class Staged:
 
 
 def _copy_entry(src: Path, dst: Path) -> None:
-    """Copy one file or symlink; symlinks stay symlinks (made relative by the filter)."""
+    """Copy one file or symlink; symlinks stay symlinks (made relative at extraction)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src.is_symlink():
         if dst.is_symlink() or dst.exists():
