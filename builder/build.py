@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.acquire import Acquired, acquire
-from builder.apkdb import ApkPackage
 from builder.config import Matrix, Recipe, load_recipe
-from builder.jsonio import write_json
+from builder.lowlevel.apkdb import ApkPackage
+from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.patcher import Patchelf
 from builder.naming import ArchiveName
-from builder.pack import Packed, build_info, pack
-from builder.patcher import Patchelf
 from builder.platforms import Arch
 from builder.progress import Reporter
-from builder.relocate import Relocated, relocate
-from builder.sbom import cyclonedx
-from builder.stage import Staged, stage
-from builder.uvmeta import download_metadata
+from builder.release.sbom import cyclonedx
+from builder.release.uvmeta import download_metadata
+from builder.stages.acquire import Acquired, acquire
+from builder.stages.pack import Packed, build_info, pack
+from builder.stages.relocate import Relocated, relocate
+from builder.stages.stage import Staged, stage
 
 DOWNLOAD_METADATA = "download-metadata.json"
 _METADATA_LOCK = threading.Lock()

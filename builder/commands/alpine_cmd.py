@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.alpine_releases import load_state, new_targets, read_document
 from builder.config import DEFAULT_MATRIX, load_matrix
+from builder.release.alpine_releases import load_state, new_targets, read_document
 
 
 def add_parser(sub: Any) -> None:

@@ -19,7 +19,7 @@ from builder.naming import ArchiveName
 from builder.plan import Target, expand, select
 from builder.platforms import get_arch
 from builder.progress import ConsoleReporter, Reporter
-from builder.verify import verify_archive
+from builder.stages.verify import verify_archive
 
 
 def add_parser(sub: Any) -> None:

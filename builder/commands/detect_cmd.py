@@ -1,6 +1,6 @@
 """`musl-pbs detect`: does this system (or a root filesystem) need a musl build?
 
-Nothing from the inspected tree is executed (see :mod:`builder.detect`). The exit code is 0
+Nothing from the inspected tree is executed (see :mod:`builder.host.detect`). The exit code is 0
 when the libc was decided (whether or not an archive fits) and
 :class:`~builder.errors.UndecidedError`'s when it was not; the report is printed either way.
 """
@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from builder.detect import Detection, detect
 from builder.errors import UndecidedError, UsageError
+from builder.host.detect import Detection, detect
 
 
 def add_parser(sub: Any) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from builder.detect import detect
-from builder.install import (
+from builder.host.detect import detect
+from builder.host.install import (
     candidates_from_dir,
     candidates_from_metadata,
     choose,

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from builder.release import assemble
+from builder.release.assemble import assemble
 
 
 def add_parser(sub: Any) -> None:

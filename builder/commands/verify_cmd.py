@@ -13,7 +13,7 @@ from rich.table import Table
 
 from builder.errors import VerifyFailedError
 from builder.progress import ConsoleReporter
-from builder.verify import VerifyReport, verify_archive
+from builder.stages.verify import VerifyReport, verify_archive
 
 
 def add_parser(sub: Any) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.acquire import acquire
 from builder.cli import main
 from builder.config import load_recipe
 from builder.errors import ContainerCommandError
 from builder.platforms import get_arch
+from builder.stages.acquire import acquire
 
 pytestmark = pytest.mark.docker
 
@@ -165,7 +165,7 @@ def test_derived_base_image_has_only_loader_and_busybox(
     built_x86_64: Path, images_x86_64: tuple[str, str]
 ) -> None:
     """verify's default: a base derived from the build image (here the Alpine-like one)."""
-    from builder.images import derive_base_image
+    from builder.lowlevel.images import derive_base_image
     from builder.progress import NullReporter
 
     arch = get_arch("x86_64")

@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from builder.container import Container, docker_client
-from builder.safetar import extract_all
-from builder.verify import plain_tar_bytes
+from builder.lowlevel.container import Container, docker_client
+from builder.lowlevel.safetar import extract_all
+from builder.stages.verify import plain_tar_bytes
 
 pytestmark = pytest.mark.docker
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.detect import Detection, detect
+from builder.host.detect import Detection, detect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detect_trees import debs
@@ -253,7 +253,7 @@ def test_arm_build_attributes_pick_the_port(make_tree: Maker, monkeypatch: pytes
                                             says: str) -> None:
     """No ARMv6 userland is fetchable here (Debian armhf is ARMv7): the real armhf tree,
     with the attribute reader answering as an ARMv6 (Raspbian-like) or v8 build would."""
-    import builder.detect as detect_mod
+    import builder.host.detect as detect_mod
 
     root = make_tree("bookworm-armhf")
     monkeypatch.setattr(detect_mod, "_arm_attributes", lambda _path: attrs)

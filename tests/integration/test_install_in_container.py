@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from builder.container import Container, docker_client
+from builder.lowlevel.container import Container, docker_client
+from builder.lowlevel.wheelhouse import CACHE, ensure_wheelhouse, pip_wheel
 from builder.platforms import get_arch
-from builder.wheelhouse import CACHE, ensure_wheelhouse, pip_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.docker

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.elf import read_elf
+from builder.lowlevel.elf import read_elf
 
 from .conftest import images_for
 

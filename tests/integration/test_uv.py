@@ -15,9 +15,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from builder.build import write_download_metadata
-from builder.container import Container, docker_client
+from builder.lowlevel.container import Container, docker_client
+from builder.lowlevel.wheelhouse import CACHE, ensure_wheelhouse
 from builder.platforms import get_arch
-from builder.wheelhouse import CACHE, ensure_wheelhouse
 
 pytestmark = pytest.mark.docker
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from builder.alpine_releases import read_document
 from builder.cli import main
 from builder.config import DEFAULT_MATRIX, load_matrix
 from builder.naming import ArchiveName, target_key
-from builder.pack import build_info, pack
 from builder.platforms import get_arch
 from builder.progress import NullReporter
+from builder.release.alpine_releases import read_document
+from builder.stages.pack import build_info, pack
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "alpine"
 RELEASES_JSON = DATA / "releases.json"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from builder.apkdb import parse_installed, upstream_version
+from builder.lowlevel.apkdb import parse_installed, upstream_version
 
 DB = """C:Q1abc=
 P:musl

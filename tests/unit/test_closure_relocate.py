@@ -13,12 +13,12 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from builder.audit import audit_elves
-from builder.closure import DEFAULT_MUSL_PATH, compute_closure, system_search_dirs
-from builder.elf import read_elf
-from builder.patcher import Patchelf
+from builder.lowlevel.elf import read_elf
+from builder.lowlevel.patcher import Patchelf
 from builder.platforms import get_arch
-from builder.relocate import relocate_elves, rpath_for
+from builder.stages.audit import audit_elves
+from builder.stages.closure import DEFAULT_MUSL_PATH, compute_closure, system_search_dirs
+from builder.stages.relocate import relocate_elves, rpath_for
 
 X86_64 = get_arch("x86_64")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.detect import Detection, detect
 from builder.errors import UndecidedError
+from builder.host.detect import Detection, detect
 
 HOST_DASH = Path("/usr/bin/dash")
 HOST_GLIBC_DIR = Path("/lib/x86_64-linux-gnu")

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.detect import Detection
 from builder.errors import NoFittingArchiveError, NotOurArchiveError
-from builder.install import candidates_from_dir, choose, install
+from builder.host.detect import Detection
+from builder.host.install import candidates_from_dir, choose, install
 from builder.naming import ArchiveName
-from builder.pack import pack
 from builder.platforms import get_arch
 from builder.progress import NullReporter
+from builder.stages.pack import pack
 
 
 def _musl(arch: str = "x86_64", version: str = "1.2.5") -> Detection:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from builder.naming import ArchiveName
-from builder.pack import pack
 from builder.platforms import get_arch
 from builder.progress import NullReporter
+from builder.stages.pack import pack
 
 NAME = ArchiveName("3.12.8", get_arch("x86_64"))
 
@@ -63,7 +63,7 @@ def test_failure_leaves_nothing_that_looks_like_an_archive(
         dest.write_bytes(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr("builder.pack.compress_zst", boom)
+    monkeypatch.setattr("builder.stages.pack.compress_zst", boom)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
         pack(_tree(tmp_path), NAME, out, {}, 5000, NullReporter())

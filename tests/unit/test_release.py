@@ -1,4 +1,4 @@
-"""release assemble: real archives made by builder.pack, merged, checked and described."""
+"""release assemble: real archives made by builder.stages.pack, merged, checked and described."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from builder.naming import (
     pbs_install_only_name,
     uv_download_key,
 )
-from builder.pack import build_info, pack
 from builder.platforms import ARCHES, get_arch
 from builder.progress import NullReporter
-from builder.uvmeta import download_metadata, version_parts
+from builder.release.uvmeta import download_metadata, version_parts
+from builder.stages.pack import build_info, pack
 
 BUILD = "20250101"
 UV_FIELDS = {"name", "arch", "os", "libc", "major", "minor", "patch", "prerelease", "url",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from builder.relocate import (
+from builder.stages.relocate import (
     SYSCONFIG_HEADER,
     relocate_makefile,
     relocate_pkgconfig,

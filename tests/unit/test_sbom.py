@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from builder.sbom import cyclonedx
+from builder.release.sbom import cyclonedx
 
 MANIFEST = {
     "name": "cpython-3.12.8-linux-aarch64-musl", "python_version": "3.12.8", "arch": "aarch64",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import UnsafeArchiveError
-from builder.stage import safe_extract
+from builder.stages.stage import safe_extract
 
 
 def _tar(tmp_path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:

@@ -18,16 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from builder.acquire import Acquired
-from builder.closure import compute_closure, system_search_dirs
 from builder.config import Recipe
-from builder.elf import is_elf
 from builder.errors import StageError, UnsafeArchiveError
-from builder.jsonio import write_json
+from builder.lowlevel.elf import is_elf
+from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.rootfs import resolve_in_root
+from builder.lowlevel.safetar import extract_all
 from builder.platforms import Arch
 from builder.progress import Reporter
-from builder.rootfs import resolve_in_root
-from builder.safetar import extract_all
+from builder.stages.acquire import Acquired
+from builder.stages.closure import compute_closure, system_search_dirs
 
 TOP = "python"
 STAGE_FACTS = "stage.json"
@@ -42,7 +42,7 @@ def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
 
     Names lose their leading ``/`` or ``./``; absolute symlinks become relative ones with
     the same meaning inside the root (``/bin/sh -> /bin/busybox`` is ``busybox``); links
-    that would still leave the tree are refused by :func:`builder.safetar.check_member`.
+    that would still leave the tree are refused by :func:`builder.lowlevel.safetar.check_member`.
     """
     name = member.name.lstrip("/")
     while name.startswith("./"):

@@ -37,9 +37,9 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection
 
-from builder.elf import ELF_MAGIC, ElfInfo, read_elf
+from builder.lowlevel.elf import ELF_MAGIC, ElfInfo, read_elf
+from builder.lowlevel.rootfs import link_chain, resolve_in_root
 from builder.platforms import ARCHES, Arch
-from builder.rootfs import link_chain, resolve_in_root
 
 Libc = Literal["musl", "glibc"]
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.detect import Detection
 from builder.errors import NoFittingArchiveError, NotOurArchiveError
+from builder.host.detect import Detection
+from builder.lowlevel.safetar import extract_all
 from builder.naming import parse_archive_name
-from builder.pack import sha256_file
 from builder.platforms import ARCHES, get_arch
-from builder.safetar import extract_all
-from builder.uvmeta import version_sort_key
+from builder.release.uvmeta import version_sort_key
+from builder.stages.pack import sha256_file
 
 
 @dataclass(frozen=True)

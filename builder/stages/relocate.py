@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.elf import is_elf, read_elf
 from builder.errors import StageError
-from builder.patcher import ElfPatcher
+from builder.lowlevel.elf import is_elf, read_elf
+from builder.lowlevel.patcher import ElfPatcher
 from builder.platforms import is_musl_libc_name
 from builder.progress import Reporter
 

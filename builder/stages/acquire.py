@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.apkdb import ApkPackage, parse_installed, upstream_version
 from builder.config import Recipe
-from builder.container import Container, docker_client, ensure_image
 from builder.errors import ContainerCommandError, StageError
-from builder.jsonio import write_json
+from builder.lowlevel.apkdb import ApkPackage, parse_installed, upstream_version
+from builder.lowlevel.container import Container, docker_client, ensure_image
+from builder.lowlevel.jsonio import write_json
 from builder.platforms import Arch
 from builder.progress import Reporter
 

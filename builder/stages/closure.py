@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from builder.elf import ElfInfo, read_elf
+from builder.lowlevel.elf import ElfInfo, read_elf
+from builder.lowlevel.rootfs import resolve_in_root
 from builder.platforms import Arch, is_musl_libc_name
-from builder.rootfs import resolve_in_root
 
 DEFAULT_MUSL_PATH = tuple(PurePosixPath(d) for d in ("/lib", "/usr/local/lib", "/usr/lib"))
 

@@ -19,16 +19,16 @@ from typing import Any
 
 import zstandard
 
-from builder.audit import Finding, audit_elves, audit_text
-from builder.container import Container, docker_client, ensure_image
 from builder.errors import NotOurArchiveError, UnsafeArchiveError
-from builder.images import derive_base_image
+from builder.lowlevel.container import Container, docker_client, ensure_image
+from builder.lowlevel.images import derive_base_image
+from builder.lowlevel.safetar import extract_all
+from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
-from builder.pack import BUILDINFO, sha256_file
 from builder.platforms import Arch, get_arch
 from builder.progress import Reporter
-from builder.safetar import extract_all
-from builder.wheelhouse import ensure_wheelhouse, pip_wheel
+from builder.stages.audit import Finding, audit_elves, audit_text
+from builder.stages.pack import BUILDINFO, sha256_file
 
 
 @dataclass(frozen=True)

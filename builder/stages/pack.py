@@ -21,7 +21,7 @@ from typing import Any
 import zstandard
 
 from builder import __version__
-from builder.jsonio import dumps
+from builder.lowlevel.jsonio import dumps
 from builder.naming import CHECKSUMS, ArchiveName
 from builder.progress import Reporter
 

@@ -14,7 +14,7 @@ directory gets:
   python-build-standalone's own builds (their versions, ``install_only_stripped`` and their
   sha256s), so for uv point ``UV_PYTHON_DOWNLOADS_JSON_URL`` at our download-metadata.json;
 - ``SHA256SUMS`` (every archive, sorted by name), ``manifest.json`` (the list of the
-  per-target manifests), ``download-metadata.json`` (uv's format, see :mod:`builder.uvmeta`)
+  per-target manifests), ``download-metadata.json`` (uv's format, see :mod:`builder.release.uvmeta`)
   and ``state.json`` (what ``musl-pbs alpine check`` compares against).
 
 BUILD is the release's date tag, ``YYYYMMDD``: ``--build``, else the ``build`` the manifests
@@ -37,14 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.alpine_releases import branch_of_release, load_state
 from builder.errors import (
     ChecksumMismatchError,
     DuplicateTargetError,
     ReleaseInputError,
     UsageError,
 )
-from builder.jsonio import dumps
+from builder.lowlevel.jsonio import dumps
 from builder.naming import (
     CHECKSUMS,
     MANIFEST_INDEX,
@@ -57,8 +56,9 @@ from builder.naming import (
     pbs_install_only_name,
     target_key,
 )
-from builder.pack import sha256_file
-from builder.uvmeta import download_metadata
+from builder.release.alpine_releases import branch_of_release, load_state
+from builder.release.uvmeta import download_metadata
+from builder.stages.pack import sha256_file
 
 STATE_SCHEMA = 1
 _ARCHIVE_KEYS = tuple(s.lstrip(".") for s in SUFFIXES)  # manifest "archives" keys

@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from builder.closure import Requester, find_library
-from builder.elf import is_elf, read_elf
+from builder.lowlevel.elf import is_elf, read_elf
 from builder.platforms import Arch, is_musl_libc_name
-from builder.relocate import prefix_pattern
+from builder.stages.closure import Requester, find_library
+from builder.stages.relocate import prefix_pattern
 
 
 @dataclass(frozen=True)

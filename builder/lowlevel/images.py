@@ -17,8 +17,8 @@ from pathlib import Path
 
 import docker.errors
 
-from builder.container import Container, docker_client, ensure_image
 from builder.errors import ImageNotFoundError
+from builder.lowlevel.container import Container, docker_client, ensure_image
 from builder.platforms import Arch
 from builder.progress import Reporter
 

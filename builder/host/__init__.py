@@ -1,0 +1,1 @@
+"""What runs on the user's own system: detect (musl or glibc?) and install."""

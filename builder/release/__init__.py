@@ -1,0 +1,1 @@
+"""Publishing: release assembly, uv's download metadata, SBOMs, Alpine's release documents."""

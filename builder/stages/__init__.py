@@ -1,0 +1,2 @@
+"""The pipeline stages, in order:
+acquire -> stage (closure) -> relocate -> pack -> verify (audit)."""
