@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tarfile
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 from builder.errors import NoFittingArchiveError, NotOurArchiveError
 from builder.host.detect import Detection
-from builder.lowlevel.safetar import extract_all
+from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
 from builder.naming import parse_archive_name
 from builder.platforms import ARCHES, get_arch
 from builder.release.uvmeta import version_sort_key
@@ -138,9 +137,8 @@ def install(candidate: Candidate, dest: Path, *, force: bool = False) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        with tarfile.open(candidate.path) as tar:
-            extract_all(tar, tmp)
-        top = tmp / "python"
+        extract(candidate.path, tmp / "tree", ARCHIVE_LIMITS, label=candidate.path.name)
+        top = tmp / "tree" / "python"
         if not (top / "bin" / "python3").exists():
             raise NotOurArchiveError(f"{candidate.path.name} holds no python/bin/python3")
         if dest.exists():

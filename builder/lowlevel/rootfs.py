@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+from builder.errors import OversizedReadError
+
 _MAX_LINKS = 40
+# Caps on the files the build reads from an export (a real one is far below each).
+SMALL_FILE = 64 * 1024  # /etc/alpine-release, /etc/os-release, /etc/ld-musl-*.path
+APK_DB_CAP = 64 << 20  # /lib/apk/db/installed: ~1 MB with a thousand packages
 
 
 def resolve_in_root(root: Path, path: PurePosixPath | str) -> Path | None:
@@ -63,3 +68,18 @@ def link_chain(root: Path, path: PurePosixPath | str) -> list[PurePosixPath]:
         rel_parent = PurePosixPath("/", parent.relative_to(root).as_posix())
         current = target if target.is_absolute() else rel_parent / target
     return seen
+
+
+def read_in_root(root: Path, path: PurePosixPath | str, *, cap: int) -> str | None:
+    """The text of the regular file ``path`` as seen inside ``root`` (links followed inside
+    it), or None when there is none; :class:`OversizedReadError` past ``cap`` bytes."""
+    host = resolve_in_root(root, path)
+    if host is None or not host.is_file():
+        return None
+    with host.open("rb") as f:
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise OversizedReadError(
+            f"{path} in {root} is larger than {cap} bytes, far more than such a file holds"
+        )
+    return data.decode("utf-8", errors="replace")

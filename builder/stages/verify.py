@@ -21,8 +21,8 @@ import zstandard
 
 from builder.errors import NotOurArchiveError, UnsafeArchiveError
 from builder.lowlevel.container import Container, docker_client, ensure_image
+from builder.lowlevel.extract import ARCHIVE_LIMITS, extract, open_tar
 from builder.lowlevel.images import derive_base_image
-from builder.lowlevel.safetar import extract_all
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
@@ -83,13 +83,6 @@ class ArchiveIdentity:
     minor: str
 
 
-def _open_tar(archive: Path) -> tarfile.TarFile:
-    if archive.name.endswith(".tar.zst"):
-        data = zstandard.ZstdDecompressor().stream_reader(archive.open("rb"))
-        return tarfile.open(fileobj=data, mode="r|")
-    return tarfile.open(archive, mode="r:*")
-
-
 def plain_tar_bytes(archive: Path) -> bytes:
     if archive.name.endswith(".tar.zst"):
         with archive.open("rb") as f:
@@ -106,7 +99,7 @@ def identify(archive: Path) -> ArchiveIdentity:
     info: dict[str, Any] | None = None
     tops: set[str] = set()
     try:
-        with _open_tar(archive) as tar:
+        with open_tar(archive, ARCHIVE_LIMITS, archive.name) as tar:
             for member in tar:
                 tops.add(member.name.split("/", 1)[0])
                 if member.name == f"python/{BUILDINFO}" and member.isfile():
@@ -148,12 +141,11 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
     reporter.stage("verify", "static audit (ELF headers, RPATHs, DT_NEEDED, text files)")
     results = []
     with tempfile.TemporaryDirectory(prefix="musl-pbs-audit-") as tmp:
-        with _open_tar(archive) as tar:
-            try:
-                extract_all(tar, Path(tmp))
-            except UnsafeArchiveError as e:
-                return [CheckResult("archive-safety", False, e.message, archive.name)]
-        tree = Path(tmp, "python")
+        try:
+            extract(archive, Path(tmp, "tree"), ARCHIVE_LIMITS, label=archive.name)
+        except UnsafeArchiveError as e:
+            return [CheckResult("archive-safety", False, e.message, archive.name)]
+        tree = Path(tmp, "tree", "python")
         findings: list[Finding] = audit_elves(tree, ident.arch) + audit_text(tree, ident.minor)
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
