@@ -19,9 +19,9 @@ from typing import Any
 
 import zstandard
 
-from builder.errors import NotOurArchiveError, UnsafeArchiveError
+from builder.errors import MalformedArchiveError, NotOurArchiveError, UnsafeArchiveError
 from builder.lowlevel.container import Container, docker_client, ensure_image
-from builder.lowlevel.extract import ARCHIVE_LIMITS, extract, open_tar
+from builder.lowlevel.extract import ARCHIVE_LIMITS, OPEN_ERRORS, extract, open_tar
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
@@ -105,8 +105,10 @@ def identify(archive: Path) -> ArchiveIdentity:
                 if member.name == f"python/{BUILDINFO}" and member.isfile():
                     f = tar.extractfile(member)
                     info = json.loads(f.read()) if f else None
-    except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError, ValueError) as e:
+    except OPEN_ERRORS as e:
         raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e})") from None
+    except MalformedArchiveError as e:
+        raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e.message})") from None
     if tops != {"python"} or info is None:
         raise NotOurArchiveError(
             f"{archive}: not a musl-pbs archive (top-level entries: "
