@@ -53,17 +53,19 @@ class Staged:
         return cls(directory, dict(data["bundled"]), dict(data["origins"]))
 
 
-def _inside(path: Path, root: Path) -> bool:
-    """Does ``path`` lie inside ``root`` (its directories resolved, its last part not)?"""
+def _inside(path: Path, root: Path, *, follow: bool) -> bool:
+    """Does ``path`` lie inside ``root``? Its directories are resolved, and its last part
+    too when ``follow`` (a file or tree read through it, not a link copied as a link)."""
     if path.name in ("", ".", ".."):
         return False
-    real = Path(os.path.realpath(path.parent), path.name)
+    real = Path(os.path.realpath(path)) if follow else Path(
+        os.path.realpath(path.parent), path.name)
     return real.is_relative_to(os.path.realpath(root))
 
 
 def _check_copy(src: Path, src_root: Path, dst: Path, dst_root: Path) -> None:
-    for path, root in ((src, src_root), (dst, dst_root)):
-        if not _inside(path, root):
+    for path, root, follow in ((src, src_root, not src.is_symlink()), (dst, dst_root, False)):
+        if not _inside(path, root, follow=follow):
             raise UnsafeElfError(
                 f"refusing to copy {src} to {dst}: {path} is not inside {root}",
                 hint="the exported filesystem (or the facts its python3 printed) "
@@ -85,6 +87,9 @@ def _copy_entry(src_root: Path, src: Path, dst_root: Path, dst: Path) -> None:
 
 
 def _copy_tree(src_root: Path, src: Path, dst_root: Path, dst: Path) -> None:
+    """Copy a directory (links inside it stay links; those leaving are dropped later)."""
+    if src.is_symlink():
+        src = Path(os.path.realpath(src))
     _check_copy(src, src_root, dst, dst_root)
     shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
 
