@@ -17,6 +17,7 @@ from builder.lowlevel.rootfs import read_in_root, resolve_in_root
 from builder.platforms import get_arch
 from builder.stages.acquire import installed_packages, release_of, rootfs_transform
 from builder.stages.closure import compute_closure, system_search_dirs
+from tests.usrmerge import usr_merge
 
 # The official minirootfs tarballs live beside the repository (../shared/alpine/README.md).
 MINIROOTFS = (Path(__file__).resolve().parents[3] / "shared/alpine/minirootfs"
@@ -33,28 +34,9 @@ def minirootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _merge_into(src: Path, dst: Path) -> None:
-    """Move the entries of ``src`` into ``dst``; a link in ``dst`` gives way to the file."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for entry in sorted(src.iterdir()):
-        target = dst / entry.name
-        if entry.is_dir() and not entry.is_symlink() and target.is_dir():
-            _merge_into(entry, target)
-            entry.rmdir()
-            continue
-        if target.is_symlink():
-            target.unlink()
-        assert not os.path.lexists(target), target
-        entry.rename(target)
-
-
 def _usr_merged(minirootfs: Path, dest: Path) -> Path:
     shutil.copytree(minirootfs, dest, symlinks=True)
-    for top in ("lib", "bin", "sbin"):
-        _merge_into(dest / top, dest / "usr" / top)
-        (dest / top).rmdir()
-        os.symlink(f"usr/{top}", dest / top)
-    return dest
+    return usr_merge(dest)
 
 
 def _closure_of_apk(root: Path) -> dict[str, PurePosixPath]:
