@@ -21,6 +21,7 @@ from builder.commands import (
     verify_cmd,
 )
 from builder.errors import MuslPbsError
+from builder.lowlevel.outdir import WRITE_ERRNOS, unwritable
 
 INTERRUPTED = 130
 
@@ -53,6 +54,14 @@ def _error_boundary(err: Console) -> Iterator[list[int]]:
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
         code[0] = INTERRUPTED
+    except OSError as e:
+        # Out of space, a read-only or forbidden output met half-way: name the file.
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        failure = unwritable(e, "an output")
+        err.print(f"[bold red]error:[/] {escape(failure.message)}", highlight=False)
+        err.print(f"[yellow]hint:[/] {escape(failure.hint)}", highlight=False)
+        code[0] = failure.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,10 @@ class UnknownArchError(UsageError):
 
 class ConfigError(MuslPbsError):
     exit_code = 4
+    default_hint = (
+        "fix the file at the line named above; matrix.yaml and recipes/python3.X.yaml of "
+        "the repository show the expected layout"
+    )
 
 
 class DockerUnavailableError(MuslPbsError):
@@ -142,3 +146,54 @@ class NoFittingArchiveError(MuslPbsError):
     """`install`: nothing in the release fits this system."""
 
     exit_code = 16
+
+
+# --- hostile input: caps, shapes, unwritable outputs (exit codes 35-39) ---
+
+
+class InputTooLargeError(MuslPbsError):
+    """A file read whole (manifest, metadata, release document, YAML) is over its cap."""
+
+    exit_code = 35
+    default_hint = (
+        "this file is far larger than any musl-pbs or Alpine file of its kind: "
+        "check that the right file was given, and that it was not tampered with"
+    )
+
+
+class MalformedInputError(MuslPbsError):
+    """A JSON or YAML input parses but is not of the expected shape, or is not text."""
+
+    exit_code = 36
+    default_hint = "pass the file musl-pbs (or uv, or Alpine) wrote, unchanged"
+
+
+class UnwritableOutputError(MuslPbsError):
+    """An output directory (--out, --dir, --work) cannot be created or written."""
+
+    exit_code = 37
+    default_hint = (
+        "pass a directory you can write to, on a file system with free space "
+        "(`df -h`, `ls -ld`)"
+    )
+
+
+class ManifestMissingError(MuslPbsError):
+    """`install`: no manifest or metadata vouches for the archive's sha256."""
+
+    exit_code = 38
+    default_hint = (
+        "keep the manifest cpython-X.Y.Z-linux-ARCH-musl.json beside the archive, install "
+        "from the release's download-metadata.json, or pass --sha256 HEX after checking it "
+        "against the release's SHA256SUMS"
+    )
+
+
+class SymlinkedInputError(MuslPbsError):
+    """`release assemble`: an input (directory, archive, manifest) is a symbolic link."""
+
+    exit_code = 39
+    default_hint = (
+        "pass the real build output directory; release assemble publishes only regular "
+        "files found in it, never what a link points to"
+    )

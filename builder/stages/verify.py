@@ -12,6 +12,7 @@ import json
 import tarfile
 import tempfile
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -19,9 +20,11 @@ from typing import Any
 
 import zstandard
 
-from builder.errors import NotOurArchiveError, UnsafeArchiveError
+from builder.errors import InputTooLargeError, NotOurArchiveError, UnsafeArchiveError
+from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, ensure_image
 from builder.lowlevel.images import derive_base_image
+from builder.lowlevel.jsonio import expect_object, parse_json, read_json
 from builder.lowlevel.safetar import extract_all
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
@@ -105,14 +108,21 @@ def identify(archive: Path) -> ArchiveIdentity:
     name = parse_archive_name(archive.name)
     info: dict[str, Any] | None = None
     tops: set[str] = set()
+    inner = f"{archive}:python/{BUILDINFO}"
     try:
         with _open_tar(archive) as tar:
             for member in tar:
                 tops.add(member.name.split("/", 1)[0])
                 if member.name == f"python/{BUILDINFO}" and member.isfile():
+                    if member.size > CAP_MANIFEST:
+                        raise InputTooLargeError(f"{inner}: {member.size} bytes, over its "
+                                                 f"cap of {CAP_MANIFEST} bytes")
                     f = tar.extractfile(member)
-                    info = json.loads(f.read()) if f else None
-    except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError, ValueError) as e:
+                    raw = f.read(CAP_MANIFEST + 1) if f else b""
+                    info = expect_object(parse_json(raw, inner, "the build info",
+                                                    NotOurArchiveError),
+                                         inner, "the build info", NotOurArchiveError)
+    except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError, zlib.error) as e:
         raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e})") from None
     if tops != {"python"} or info is None:
         raise NotOurArchiveError(
@@ -123,8 +133,10 @@ def identify(archive: Path) -> ArchiveIdentity:
     manifest = None
     stem = archive.name.removesuffix(".tar.gz").removesuffix(".tar.zst")
     beside = archive.with_name(stem + ".json")
-    if beside.is_file():
-        manifest = json.loads(beside.read_text())
+    if beside.exists():
+        manifest = expect_object(
+            read_json(beside, cap=CAP_MANIFEST, what="a manifest", error=NotOurArchiveError),
+            str(beside), "a manifest", NotOurArchiveError)
     arch = get_arch(str(info.get("arch") or (name.arch.alpine if name else "")))
     version = str(info.get("python_version") or (name.version if name else ""))
     return ArchiveIdentity(name, info, manifest, arch, version, ".".join(version.split(".")[:2]))
@@ -134,9 +146,12 @@ def _checksum_result(archive: Path, ident: ArchiveIdentity) -> CheckResult | Non
     if ident.manifest is None:
         return None
     suffix = "tar.zst" if archive.name.endswith(".tar.zst") else "tar.gz"
-    expected = ident.manifest.get("archives", {}).get(suffix, {}).get("sha256")
-    if not expected:
-        return None
+    entry = ident.manifest.get("archives")
+    entry = entry.get(suffix) if isinstance(entry, dict) else None
+    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(expected, str) or not expected:
+        return CheckResult("checksum", False, f"its manifest records no archives.{suffix}"
+                           ".sha256", archive.name)
     actual = sha256_file(archive)
     return CheckResult("checksum", actual == expected,
                        "" if actual == expected else
