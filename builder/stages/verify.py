@@ -30,7 +30,7 @@ from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
 from builder.progress import Reporter
-from builder.stages.audit import Finding, audit_elves, audit_text
+from builder.stages.audit import AUDIT_RULES, Finding, audit_elves, audit_links, audit_text
 from builder.stages.pack import BUILDINFO, sha256_file
 
 
@@ -169,12 +169,12 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
             except UnsafeArchiveError as e:
                 return [CheckResult("archive-safety", False, e.message, archive.name)]
         tree = Path(tmp, "python")
-        findings: list[Finding] = audit_elves(tree, ident.arch) + audit_text(tree, ident.minor)
+        findings: list[Finding] = (audit_elves(tree, ident.arch) + audit_links(tree)
+                                   + audit_text(tree, ident.minor))
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check, []).append(f)
-    for check in ("elf-machine", "elf-interpreter", "elf-segments", "rpath", "needed",
-                  "prefix", "shebang", "externally-managed", "layout"):
+    for check in AUDIT_RULES:
         got = by_check.get(check, [])
         if not got:
             results.append(CheckResult(f"static:{check}", True))
