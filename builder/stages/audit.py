@@ -204,10 +204,13 @@ def _shebang_findings(tree: Path) -> list[Finding]:
                     head = f.read(256).split(b"\n", 1)[0]
             except OSError:
                 continue
-            if not head.startswith(b"#!") or b"python" in head:
+            words = [w.decode(errors="replace") for w in head[2:].split()]
+            if not head.startswith(b"#!") or not words:
                 continue
-            words = head[2:].split()
-            interp = words[0].decode(errors="replace") if words else ""
+            interp = words[0]
+            program = words[1] if interp == "/usr/bin/env" and len(words) > 1 else interp
+            if posixpath.basename(program).startswith("python"):
+                continue  # Python scripts: relocate gives them a trampoline (bin/ rule)
             if interp.startswith("/bin/") or interp == "/usr/bin/env":
                 continue
             findings.append(Finding("shebang", p.relative_to(root).as_posix(),
