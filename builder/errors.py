@@ -20,6 +20,9 @@ class MuslPbsError(Exception):
 
 class UsageError(MuslPbsError):
     exit_code = 2
+    default_hint = (
+        "see `musl-pbs COMMAND --help` for what each option takes"
+    )
 
 
 class UnknownArchError(UsageError):
@@ -44,24 +47,38 @@ class DockerUnavailableError(MuslPbsError):
 
 class ImageNotFoundError(MuslPbsError):
     exit_code = 6
+    default_hint = (
+        "pull it (`docker pull IMAGE`) or pass --image with an image that is present"
+    )
 
 
 class ContainerCommandError(MuslPbsError):
     """A command inside a container exited non-zero (e.g. `apk add` failed)."""
 
     exit_code = 7
+    default_hint = (
+        "the output above is the command's own; fix the image (or the recipe) it names"
+    )
 
 
 class UnsafeArchiveError(MuslPbsError):
     """A tar member would escape the tree, or is otherwise refused."""
 
     exit_code = 8
+    default_hint = (
+        "the archive (or the image's export) is refused as a whole: rebuild it, or take it "
+        "from a source you trust"
+    )
 
 
 class StageError(MuslPbsError):
     """The exported filesystem does not hold what a build needs."""
 
     exit_code = 9
+    default_hint = (
+        "the image must be Alpine (or Alpine-like) with python3 installable by apk; "
+        "check --image and the recipe"
+    )
 
 
 class PatchelfError(MuslPbsError):
@@ -79,10 +96,17 @@ class NotOurArchiveError(MuslPbsError):
 
 class VerifyFailedError(MuslPbsError):
     exit_code = 12
+    default_hint = (
+        "each failed check names the file and the rule; rebuild the archive (a static "
+        "finding usually means the relocate stage did not run on it)"
+    )
 
 
 class NetworkError(MuslPbsError):
     exit_code = 13
+    default_hint = (
+        "check the network, or pass a saved copy of the file"
+    )
 
 
 class UndecidedError(MuslPbsError):
@@ -133,6 +157,10 @@ class MalformedDocumentError(MuslPbsError):
     not of the expected shape."""
 
     exit_code = 23
+    default_hint = (
+        "pass Alpine's releases.json or a latest-releases.yaml, and the state.json that "
+        "`musl-pbs release assemble` wrote, unchanged"
+    )
 
 
 class BuildsFailedError(MuslPbsError):
@@ -146,6 +174,9 @@ class NoFittingArchiveError(MuslPbsError):
     """`install`: nothing in the release fits this system."""
 
     exit_code = 16
+    default_hint = (
+        "`musl-pbs detect` says what this system is; `ls` the release for what it offers"
+    )
 
 
 # --- hostile input: caps, shapes, unwritable outputs (exit codes 35-39) ---
@@ -161,17 +192,10 @@ class InputTooLargeError(MuslPbsError):
     )
 
 
-class MalformedInputError(MuslPbsError):
-    """A JSON or YAML input parses but is not of the expected shape, or is not text."""
-
-    exit_code = 36
-    default_hint = "pass the file musl-pbs (or uv, or Alpine) wrote, unchanged"
-
-
 class UnwritableOutputError(MuslPbsError):
     """An output directory (--out, --dir, --work) cannot be created or written."""
 
-    exit_code = 37
+    exit_code = 36
     default_hint = (
         "pass a directory you can write to, on a file system with free space "
         "(`df -h`, `ls -ld`)"
@@ -181,7 +205,7 @@ class UnwritableOutputError(MuslPbsError):
 class ManifestMissingError(MuslPbsError):
     """`install`: no manifest or metadata vouches for the archive's sha256."""
 
-    exit_code = 38
+    exit_code = 37
     default_hint = (
         "keep the manifest cpython-X.Y.Z-linux-ARCH-musl.json beside the archive, install "
         "from the release's download-metadata.json, or pass --sha256 HEX after checking it "
@@ -192,7 +216,7 @@ class ManifestMissingError(MuslPbsError):
 class SymlinkedInputError(MuslPbsError):
     """`release assemble`: an input (directory, archive, manifest) is a symbolic link."""
 
-    exit_code = 39
+    exit_code = 38
     default_hint = (
         "pass the real build output directory; release assemble publishes only regular "
         "files found in it, never what a link points to"
