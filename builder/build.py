@@ -14,6 +14,7 @@ from builder.config import Matrix, Recipe, load_recipe
 from builder.errors import ReleaseInputError
 from builder.lowlevel.apkdb import ApkPackage
 from builder.lowlevel.boundedio import CAP_MANIFEST
+from builder.lowlevel.container import engine_errors
 from builder.lowlevel.jsonio import read_json, write_json
 from builder.lowlevel.patcher import Patchelf
 from builder.naming import ArchiveName
@@ -100,14 +101,15 @@ def build_target(
     patcher = Patchelf()  # checked before anything slow starts
     image_ref = image or matrix.image_for(release_tag, arch.alpine)
     install_recipe = choose_install_recipe(python, release_tag, matrix)
-    acquired = acquire(
-        arch=arch,
-        image=image_ref,
-        recipe=install_recipe,
-        out_dir=work_dir / "acquire",
-        reporter=reporter,
-        image_hint=TEST_GROUND_HINT.format(arch=arch.alpine) if image is None else "",
-    )
+    with engine_errors(f"acquire from {image_ref}"):
+        acquired = acquire(
+            arch=arch,
+            image=image_ref,
+            recipe=install_recipe,
+            out_dir=work_dir / "acquire",
+            reporter=reporter,
+            image_hint=TEST_GROUND_HINT.format(arch=arch.alpine) if image is None else "",
+        )
     recipe = (
         install_recipe
         if install_recipe.python == acquired.python.minor

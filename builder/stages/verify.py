@@ -22,7 +22,7 @@ import zstandard
 
 from builder.errors import InputTooLargeError, NotOurArchiveError, UnsafeArchiveError
 from builder.lowlevel.boundedio import CAP_MANIFEST
-from builder.lowlevel.container import Container, docker_client, ensure_image
+from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json
 from builder.lowlevel.safetar import extract_all
@@ -264,5 +264,6 @@ def verify_archive(
         release = str(ident.info.get("alpine_release") or "")
         tag = ".".join(release.split(".")[:2]) or "latest"
         base = image or derive_base_image(f"alpine:{tag}", ident.arch, reporter)
-        report.results += _run_checks(archive, ident, base, wh, reporter)
+        with engine_errors(f"verify in {base}"):
+            report.results += _run_checks(archive, ident, base, wh, reporter)
     return report
