@@ -221,3 +221,36 @@ class SymlinkedInputError(MuslPbsError):
         "pass the real build output directory; release assemble publishes only regular "
         "files found in it, never what a link points to"
     )
+
+
+# --- unpacking and reading hostile trees (exit codes 30-34) ---
+
+
+class ExtractionLimitError(MuslPbsError):
+    """An archive or export went past a cap: member count, name length, bytes written, or
+    the ratio of expanded to compressed bytes (a decompression bomb)."""
+
+    exit_code = 30
+    default_hint = (
+        "the input is far bigger than a Python distribution or root filesystem should be; "
+        "check where it came from (a damaged download or a decompression bomb)"
+    )
+
+
+class MalformedArchiveError(MuslPbsError):
+    """A tar archive that cannot be read as one: truncated, garbage, a hard link to a
+    missing member, a file and a directory of the same name, a symlink loop."""
+
+    exit_code = 31
+    default_hint = "the file is damaged or was not made by a tar writer: get it again"
+
+
+class UnsafeElfError(MuslPbsError):
+    """An ELF file of the export names a library by a path (``/``, ``..``) instead of a
+    plain file name, or a copy would leave its root."""
+
+    exit_code = 33
+    default_hint = (
+        "musl-pbs bundles only libraries named by a plain file name (DT_NEEDED); "
+        "rebuild the named file, or build from an image without it"
+    )

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import urllib.parse
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,9 @@ from builder.errors import (
 )
 from builder.host.detect import Detection
 from builder.lowlevel.boundedio import CAP_MANIFEST, CAP_METADATA
+from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
 from builder.lowlevel.jsonio import expect_object, read_json
-from builder.lowlevel.outdir import OUTPUT_ERRNOS, check_writable_dir, unwritable
-from builder.lowlevel.safetar import extract_all
+from builder.lowlevel.outdir import check_writable_dir, unwritable
 from builder.naming import parse_archive_name
 from builder.platforms import ARCHES, get_arch
 from builder.release.uvmeta import version_sort_key
@@ -226,18 +224,8 @@ def install(candidate: Candidate, dest: Path, *, force: bool = False,
     except OSError as e:
         raise unwritable(e, f"--dir {dest}") from None
     try:
-        try:
-            with tarfile.open(candidate.path) as tar:
-                extract_all(tar, tmp)
-        except (tarfile.TarError, EOFError, zlib.error) as e:
-            raise NotOurArchiveError(
-                f"{candidate.path.name}: not a readable tar archive ({e})") from None
-        except OSError as e:
-            if e.errno in OUTPUT_ERRNOS:
-                raise unwritable(e, f"--dir {dest}") from None
-            raise NotOurArchiveError(
-                f"{candidate.path.name}: not a readable tar archive ({e})") from None
-        top = tmp / "python"
+        extract(candidate.path, tmp / "tree", ARCHIVE_LIMITS, label=candidate.path.name)
+        top = tmp / "tree" / "python"
         if not (top / "bin" / "python3").exists():
             raise NotOurArchiveError(f"{candidate.path.name} holds no python/bin/python3")
         if dest.exists():

@@ -235,21 +235,59 @@ class Container:
                 tar.add(str(path), arcname=name, recursive=True)
         self.put_tar(dest, buf.getvalue())
 
-    def export(self, dest: Path, *, on_bytes: Callable[[int], None] | None = None) -> None:
+    @contextlib.contextmanager
+    def export_stream(self) -> Iterator[ChunkReader]:
+        """The container's filesystem as a tar stream, read once (``docker export``)."""
+        chunks = self._container.export(chunk_size=1 << 20)
+        try:
+            yield ChunkReader(chunks, self.name)
+        finally:
+            with contextlib.suppress(Exception):
+                chunks.close()
+
+    def export(self, dest: Path) -> None:
         """Write the container's filesystem as a tar to ``dest`` (temp name, then rename)."""
         tmp = dest.with_name(dest.name + ".tmp")
-        total = 0
         try:
-            with tmp.open("wb") as f:
-                for chunk in self._container.export(chunk_size=1 << 20):
+            with self.export_stream() as stream, tmp.open("wb") as f:
+                while chunk := stream.read(1 << 20):
                     f.write(chunk)
-                    total += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(total)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
 
+
+class ChunkReader(io.RawIOBase):
+    """A file object over the chunks of an HTTP response (the Docker SDK's generators)."""
+
+    def __init__(self, chunks: Iterator[bytes], what: str) -> None:
+        self._chunks = chunks
+        self._what = what
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                chunk = next(self._chunks, b"")
+            except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+                raise DockerUnavailableError(
+                    f"the export of {self._what} broke off: {e}"
+                ) from None
+            if not chunk:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 def _platform_hint(platform: str) -> str:
     if platform.endswith("amd64"):

@@ -9,7 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+from builder.errors import StageError
+from builder.lowlevel.boundedio import read_capped
+
 _MAX_LINKS = 40
+# Caps on the files the build reads from an export (a real one is far below each).
+SMALL_FILE = 64 * 1024  # /etc/alpine-release, /etc/os-release, /etc/ld-musl-*.path
+APK_DB_CAP = 64 << 20  # /lib/apk/db/installed: ~1 MB with a thousand packages
 
 
 def resolve_in_root(root: Path, path: PurePosixPath | str) -> Path | None:
@@ -70,6 +76,17 @@ def link_chain(root: Path, path: PurePosixPath | str) -> list[PurePosixPath]:
         rel_parent = PurePosixPath("/", parent.relative_to(root).as_posix())
         current = target if target.is_absolute() else rel_parent / target
     return seen
+
+
+def read_in_root(root: Path, path: PurePosixPath | str, *, cap: int) -> str | None:
+    """The text of the regular file ``path`` as seen inside ``root`` (links followed inside
+    it), or None when there is none; :class:`InputTooLargeError` past ``cap`` bytes."""
+    host = resolve_in_root(root, path)
+    if host is None or not host.is_file():
+        return None
+    data = read_capped(host, cap=cap, what=f"{path} of the exported filesystem",
+                       error=StageError)
+    return data.decode("utf-8", errors="replace")
 
 
 def _is_link(host: Path) -> bool:

@@ -12,7 +12,6 @@ import json
 import tarfile
 import tempfile
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -20,12 +19,17 @@ from typing import Any
 
 import zstandard
 
-from builder.errors import InputTooLargeError, NotOurArchiveError, UnsafeArchiveError
+from builder.errors import (
+    InputTooLargeError,
+    MalformedArchiveError,
+    NotOurArchiveError,
+    UnsafeArchiveError,
+)
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
+from builder.lowlevel.extract import ARCHIVE_LIMITS, OPEN_ERRORS, extract, open_tar
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json
-from builder.lowlevel.safetar import extract_all
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
@@ -86,13 +90,6 @@ class ArchiveIdentity:
     minor: str
 
 
-def _open_tar(archive: Path) -> tarfile.TarFile:
-    if archive.name.endswith(".tar.zst"):
-        data = zstandard.ZstdDecompressor().stream_reader(archive.open("rb"))
-        return tarfile.open(fileobj=data, mode="r|")
-    return tarfile.open(archive, mode="r:*")
-
-
 def plain_tar_bytes(archive: Path) -> bytes:
     if archive.name.endswith(".tar.zst"):
         with archive.open("rb") as f:
@@ -110,7 +107,7 @@ def identify(archive: Path) -> ArchiveIdentity:
     tops: set[str] = set()
     inner = f"{archive}:python/{BUILDINFO}"
     try:
-        with _open_tar(archive) as tar:
+        with open_tar(archive, ARCHIVE_LIMITS, archive.name) as tar:
             for member in tar:
                 tops.add(member.name.split("/", 1)[0])
                 if member.name == f"python/{BUILDINFO}" and member.isfile():
@@ -122,8 +119,10 @@ def identify(archive: Path) -> ArchiveIdentity:
                     info = expect_object(parse_json(raw, inner, "the build info",
                                                     NotOurArchiveError),
                                          inner, "the build info", NotOurArchiveError)
-    except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError, zlib.error) as e:
+    except OPEN_ERRORS as e:
         raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e})") from None
+    except MalformedArchiveError as e:
+        raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e.message})") from None
     if tops != {"python"} or info is None:
         raise NotOurArchiveError(
             f"{archive}: not a musl-pbs archive (top-level entries: "
@@ -163,12 +162,11 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
     reporter.stage("verify", "static audit (ELF headers, RPATHs, DT_NEEDED, text files)")
     results = []
     with tempfile.TemporaryDirectory(prefix="musl-pbs-audit-") as tmp:
-        with _open_tar(archive) as tar:
-            try:
-                extract_all(tar, Path(tmp))
-            except UnsafeArchiveError as e:
-                return [CheckResult("archive-safety", False, e.message, archive.name)]
-        tree = Path(tmp, "python")
+        try:
+            extract(archive, Path(tmp, "tree"), ARCHIVE_LIMITS, label=archive.name)
+        except UnsafeArchiveError as e:
+            return [CheckResult("archive-safety", False, e.message, archive.name)]
+        tree = Path(tmp, "tree", "python")
         findings: list[Finding] = (audit_elves(tree, ident.arch) + audit_links(tree)
                                    + audit_text(tree, ident.minor))
     by_check: dict[str, list[Finding]] = {}
