@@ -19,7 +19,7 @@ from builder.lowlevel.jsonio import read_json, write_json
 from builder.lowlevel.patcher import Patchelf
 from builder.naming import ArchiveName
 from builder.platforms import Arch
-from builder.progress import Reporter
+from builder.progress import Reporter, StepTimer
 from builder.release.sbom import cyclonedx
 from builder.release.uvmeta import download_metadata
 from builder.stages.acquire import Acquired, acquire
@@ -28,6 +28,7 @@ from builder.stages.relocate import Relocated, relocate
 from builder.stages.stage import Staged, stage
 
 DOWNLOAD_METADATA = "download-metadata.json"
+TIMINGS = "timings.json"  # in the work directory: seconds per step of the last build
 _METADATA_LOCK = threading.Lock()
 
 TEST_GROUND_HINT = (
@@ -43,6 +44,7 @@ class BuildResult:
     staged: Staged
     relocated: Relocated
     seconds: float
+    timings: list[dict[str, str | float]]  # StepTimer.finish(): stage, step, seconds
 
 
 def packages_in_archive(acquired: Acquired, staged: Staged) -> list[ApkPackage]:
@@ -93,11 +95,13 @@ def build_target(
     reporter: Reporter,
     base_url: str | None = None,
     claim: Callable[[ArchiveName], None] | None = None,
+    threads: int | None = None,
 ) -> BuildResult:
     """Build one target. ``claim`` is called with the archive name before anything is
     written to ``out_dir`` (concurrent builds use it to refuse two targets making the same
-    file)."""
+    file). ``threads``: compression workers (default: every core)."""
     start = time.monotonic()
+    reporter = timer = StepTimer(reporter)
     patcher = Patchelf()  # checked before anything slow starts
     image_ref = image or matrix.image_for(release_tag, arch.alpine)
     install_recipe = choose_install_recipe(python, release_tag, matrix)
@@ -122,10 +126,13 @@ def build_target(
     if claim is not None:
         claim(name)
     info = manifest_fields(acquired, staged, relocated, recipe, arch)
-    packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter)
+    packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter,
+                  threads)
     write_sbom(packed, name)
     write_download_metadata(out_dir, base_url)
-    return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start)
+    timings = timer.finish()
+    write_json(work_dir / TIMINGS, timings)
+    return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start, timings)
 
 
 def manifest_fields(
