@@ -37,6 +37,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection
 
+from builder.lowlevel.apkversion import upstream_version
 from builder.lowlevel.elf import ELF_MAGIC, ElfInfo, read_elf
 from builder.lowlevel.rootfs import link_chain, resolve_in_root
 from builder.platforms import ARCHES, Arch
@@ -507,7 +508,7 @@ def _conclude(root: Path, loader: _Loader, arch_elf: ElfInfo, arch_source: PureP
         apk = _apk_musl_version(root)
         if apk is not None:
             evidence.append(f"{APK_INSTALLED}: P:musl V:{apk}")
-            upstream = apk.split("-r", 1)[0]
+            upstream = upstream_version(apk)
             if version is None:
                 version = upstream
             elif version != upstream:

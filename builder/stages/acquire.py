@@ -10,7 +10,8 @@ from typing import Any
 
 from builder.config import Recipe
 from builder.errors import ContainerCommandError, StageError
-from builder.lowlevel.apkdb import ApkPackage, parse_installed, upstream_version
+from builder.lowlevel.apkdb import ApkPackage, parse_installed
+from builder.lowlevel.apkversion import upstream_version
 from builder.lowlevel.container import Container, docker_client, ensure_image
 from builder.lowlevel.jsonio import write_json
 from builder.platforms import Arch
