@@ -14,6 +14,7 @@ from typing import Any
 from builder.config import Matrix, Recipe, load_recipe
 from builder.lowlevel.apkdb import ApkPackage
 from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.muslfloor import imported_from_libc, load_table
 from builder.lowlevel.patcher import Patchelf
 from builder.naming import ArchiveName
 from builder.platforms import Arch
@@ -129,6 +130,8 @@ def manifest_fields(
     acquired: Acquired, staged: Staged, relocated: Relocated, recipe: Recipe, arch: Arch
 ) -> dict[str, Any]:
     facts = acquired.python
+    floor = load_table().floor(arch.alpine, imported_from_libc(staged.tree),
+                               acquired.musl_version)
     ext_dir = staged.tree / "lib" / f"python{facts.minor}" / "lib-dynload"
     extensions = sorted(
         p.name.split(".", 1)[0] for p in ext_dir.glob("*.so")
@@ -142,7 +145,8 @@ def manifest_fields(
         target_triple=arch.target_triple,
         docker_platform=arch.docker_platform,
         libc="musl",
-        musl_version_needed=acquired.musl_version,
+        musl_version_needed=floor.version,
+        musl_floor=floor.to_json(),
         musl_loader=str(arch.loader),
         alpine_release=acquired.alpine_release,
         image=acquired.image,

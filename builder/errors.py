@@ -142,3 +142,14 @@ class NoFittingArchiveError(MuslPbsError):
     """`install`: nothing in the release fits this system."""
 
     exit_code = 16
+
+
+# --- the musl floor and the apk front end (exit codes 40-44) ---
+
+
+class MuslTooOldError(NoFittingArchiveError):
+    """The system's (or image's) musl lacks symbols the archive imports."""
+
+    exit_code = 40
+    default_hint = ("upgrade musl (`apk upgrade musl`) or use an archive built on an older "
+                    "Alpine release")

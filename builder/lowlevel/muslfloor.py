@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from builder.lowlevel.apkversion import compare
+from builder.lowlevel.apkversion import ApkVersion, compare
 from builder.lowlevel.elf import dynamic_symbols, is_elf
 
 TABLE = "data/musl_symbols.json"
@@ -44,10 +44,6 @@ def lacking(names: Iterable[str], exports: frozenset[str], lfs64: frozenset[str]
     """The names a loader with ``exports`` (and LFS64 aliases ``lfs64``) cannot resolve."""
     return sorted(n for n in names if n not in exports
                   and not (n.endswith("64") and n[:-2] in lfs64 and n[:-2] in exports))
-
-
-def _key(version: str) -> Any:
-    return functools.cmp_to_key(compare)(version)
 
 
 @dataclass(frozen=True)
@@ -99,7 +95,7 @@ class MuslTable:
         known = [s for s in self.sets if s.arch == arch] or [
             s for s in self.sets if s.arch == _REFERENCE_ARCH]
         unknown = tuple(n for n in needed if all(s.lacks([n]) for s in known))
-        ordered = sorted(missing, key=_key)
+        ordered = sorted(missing, key=ApkVersion)
         if unknown or not ordered or missing[ordered[-1]]:
             # Names no known release exports: only the build's own musl is proven.
             return Floor(built_on, unknown, built_on, needed, missing, unknown,
@@ -123,7 +119,7 @@ def load_table() -> MuslTable:
                   common | frozenset(s["extra"]), frozenset(s["lfs64"]))
         for s in data["sets"]
     )
-    versions = tuple(sorted({s.musl for s in sets}, key=_key))
+    versions = tuple(sorted({s.musl for s in sets}, key=ApkVersion))
     return MuslTable(versions, sets)
 
 
