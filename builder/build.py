@@ -149,6 +149,7 @@ def manifest_fields(
         musl_floor=floor.to_json(),
         musl_loader=str(arch.loader),
         alpine_release=acquired.alpine_release,
+        apk_version=acquired.apk_version,
         image=acquired.image,
         image_id=acquired.image_id,
         image_digest=acquired.image_digests[0] if acquired.image_digests else None,
