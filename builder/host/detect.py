@@ -37,7 +37,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection
 
-from builder.lowlevel.apkversion import upstream_version
+from builder.lowlevel.apkversion import compare, upstream_version
 from builder.lowlevel.elf import ELF_MAGIC, ElfInfo, read_elf
 from builder.lowlevel.rootfs import link_chain, resolve_in_root
 from builder.platforms import ARCHES, Arch
@@ -511,7 +511,7 @@ def _conclude(root: Path, loader: _Loader, arch_elf: ElfInfo, arch_source: PureP
             upstream = upstream_version(apk)
             if version is None:
                 version = upstream
-            elif version != upstream:
+            elif compare(version, upstream) != 0:
                 evidence.append(f"the loader says {version}, the apk database {upstream}")
     ans = _arch_from_elf(arch_elf, arch_source)
     evidence += ans.notes

@@ -191,6 +191,11 @@ class Container:
             )
         return result
 
+    def commit(self, repository: str, tag: str) -> str:
+        """Save the container's filesystem as image ``repository:tag``; return its id."""
+        image = self._container.commit(repository=repository, tag=tag)
+        return str(image.id)
+
     # -- files ----------------------------------------------------------------------------
     def put_tar(self, dest: PurePosixPath, data: bytes | BinaryIO) -> None:
         """Unpack a tar stream (plain or gzip) into ``dest`` (created if missing)."""
