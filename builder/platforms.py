@@ -26,12 +26,9 @@ class Arch:
     triple_libc: str  # libc component of the target triple
     uv_family: str  # uv's download-metadata arch family
     multiarch: str  # CPython's sys.implementation._multiarch on Alpine
+    # The largest page size a kernel of this arch may use: PT_LOAD must align to it.
+    max_page_size: int = 4096
     hard_float: bool | None = None  # ARM only: EF_ARM_ABI_FLOAT_HARD expected
-
-    @property
-    def max_page_size(self) -> int:
-        """The largest page size a kernel of this arch may use: PT_LOAD must align to it."""
-        return 65536 if self.alpine in ("aarch64", "ppc64le") else 4096
 
     @property
     def wheel_arch(self) -> str:
@@ -57,19 +54,23 @@ ARCHES: dict[str, Arch] = {
         Arch("x86_64", "linux/amd64", "x86_64", "EM_X86_64", 64, True,
              "x86_64", "x86_64", "musl", "x86_64", "x86_64-linux-musl"),
         Arch("aarch64", "linux/arm64/v8", "aarch64", "EM_AARCH64", 64, True,
-             "aarch64", "aarch64", "musl", "aarch64", "aarch64-linux-musl"),
+             "aarch64", "aarch64", "musl", "aarch64", "aarch64-linux-musl", 65536),
         Arch("armv7", "linux/arm/v7", "armhf", "EM_ARM", 32, True,
-             "armv7", "armv7", "musleabihf", "armv7", "arm-linux-musleabihf", True),
+             "armv7", "armv7", "musleabihf", "armv7", "arm-linux-musleabihf", hard_float=True),
         Arch("armhf", "linux/arm/v6", "armhf", "EM_ARM", 32, True,
-             "armv6", "armv6", "musleabihf", "armv6", "arm-linux-musleabihf", True),
+             "armv6", "armv6", "musleabihf", "armv6", "arm-linux-musleabihf", hard_float=True),
         Arch("x86", "linux/386", "i386", "EM_386", 32, True,
              "i686", "i686", "musl", "i686", "i386-linux-musl"),
         Arch("ppc64le", "linux/ppc64le", "powerpc64le", "EM_PPC64", 64, True,
-             "ppc64le", "ppc64le", "musl", "powerpc64le", "powerpc64le-linux-musl"),
+             "ppc64le", "ppc64le", "musl", "powerpc64le", "powerpc64le-linux-musl", 65536),
         Arch("s390x", "linux/s390x", "s390x", "EM_S390", 64, False,
              "s390x", "s390x", "musl", "s390x", "s390x-linux-musl"),
         Arch("riscv64", "linux/riscv64", "riscv64", "EM_RISCV", 64, True,
              "riscv64", "riscv64gc", "musl", "riscv64gc", "riscv64-linux-musl"),
+        # Alpine's ninth arch, from 3.21; its kernels use 16 KiB pages.
+        Arch("loongarch64", "linux/loong64", "loongarch64", "EM_LOONGARCH", 64, True,
+             "loongarch64", "loongarch64", "musl", "loongarch64", "loongarch64-linux-musl",
+             16384),
     )
 }
 
@@ -77,7 +78,7 @@ _WHEEL_ARCH = {"armv7": "armv7l", "armhf": "armv6l", "x86": "i686"}
 
 # Names people commonly type for an Alpine arch.
 _ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86",
-            "ppc64el": "ppc64le", "armv6": "armhf"}
+            "ppc64el": "ppc64le", "armv6": "armhf", "loong64": "loongarch64"}
 
 MUSL_LIBC_STEMS = ("libc", "libpthread", "librt", "libm", "libdl", "libutil", "libxnet")
 

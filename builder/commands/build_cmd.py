@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from builder.build import build_target
-from builder.config import DEFAULT_MATRIX, Matrix, load_matrix
+from builder.config import DEFAULT_MATRIX, DEFAULT_RECIPES, Matrix, load_matrix
 from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
 from builder.lowlevel.outdir import check_writable_dir
 from builder.multi import Built, LogReporter, Runner, summary
@@ -40,6 +40,9 @@ def add_parser(sub: Any) -> None:
                    "or ARCH; repeatable)")
     p.add_argument("--python", metavar="X.Y", help="recipe to install with (default: the "
                    "release's Python in the matrix; the installed version decides in the end)")
+    p.add_argument("--recipes", type=Path, default=DEFAULT_RECIPES, metavar="DIR",
+                   help="directory of pythonX.Y.yaml recipes (a minor without one is built "
+                   "with a default recipe, and the manifest says recipe: default)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="targets built at once (1)")
     p.add_argument("--verify", action="store_true", help="verify each archive after building")
     p.add_argument("--verify-image", action="append", metavar="[TARGET=]IMAGE",
@@ -98,6 +101,7 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporte
         base_url=args.base_url,
         claim=claim,
         threads=threads,
+        recipes_dir=args.recipes,
     )
     if args.verify:
         report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),

@@ -15,6 +15,7 @@ from builder.host.install import (
     candidates_from_metadata,
     choose,
     default_dest,
+    host_loader,
     install,
 )
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     source: Path = args.source
     cands = (candidates_from_metadata(source) if source.is_file() or source.suffix == ".json"
              else candidates_from_dir(source))
-    chosen = choose(cands, detection, args.version)
+    chosen = choose(cands, detection, args.version, host_loader(detection))
     dest = args.dir or default_dest(chosen)
     python = install(chosen, dest, force=args.force, sha256=args.sha256)
     if args.json:

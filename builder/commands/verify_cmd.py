@@ -46,8 +46,10 @@ def _print(report: VerifyReport, console: Console) -> None:
         table.add_row(escape(r.check), mark, escape(detail))
     imports = [r for r in report.results if r.check.startswith("import:")]
     ok_imports = sum(r.ok for r in imports)
-    table.add_row("import:*", "[green]ok[/]" if ok_imports == len(imports) else "[red]FAIL[/]",
-                  f"{ok_imports}/{len(imports)} extension modules in lib-dynload import")
+    if imports:  # none when the runtime checks did not run (--static-only, a refusal)
+        table.add_row("import:*",
+                      "[green]ok[/]" if ok_imports == len(imports) else "[red]FAIL[/]",
+                      f"{ok_imports}/{len(imports)} extension modules in lib-dynload import")
     console.print(table)
 
 

@@ -220,12 +220,39 @@ class Container:
             )
         return result
 
+    def commit(self, repository: str, tag: str) -> str:
+        """Save the container's filesystem as image ``repository:tag``; return its id."""
+        image = self._container.commit(repository=repository, tag=tag)
+        return str(image.id)
+
     # -- files ----------------------------------------------------------------------------
     def put_tar(self, dest: PurePosixPath, data: bytes | BinaryIO) -> None:
         """Unpack a tar stream (plain or gzip) into ``dest`` (created if missing)."""
         self.check_call(["mkdir", "-p", str(dest)], what=f"mkdir {dest}")
         if not self._container.put_archive(str(dest), data):
             raise ContainerCommandError(f"could not copy files into {dest} of {self.name}")
+
+    def read_file(self, path: PurePosixPath, limit: int = 64 << 20) -> bytes | None:
+        """The bytes of the regular file ``path`` leads to (links followed inside the
+        container), at most ``limit``; None when there is no such file."""
+        real = self.call(["readlink", "-f", str(path)])
+        target = real.output.strip() if real.exit_code == 0 else ""
+        if not target.startswith("/"):
+            return None
+        try:
+            chunks, _stat = self._container.get_archive(target)
+        except docker.errors.NotFound:
+            return None
+        buf = io.BytesIO()
+        for chunk in chunks:
+            buf.write(chunk)
+            if buf.tell() > limit + (1 << 20):
+                return None
+        buf.seek(0)
+        with tarfile.open(fileobj=buf, mode="r") as tar:
+            member = next((m for m in tar if m.isfile()), None)
+            f = tar.extractfile(member) if member is not None else None
+            return f.read(limit) if f is not None else None
 
     def put_files(self, dest: PurePosixPath, files: Iterable[tuple[str, Path]]) -> None:
         """Copy host files into ``dest`` under the given names."""

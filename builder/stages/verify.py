@@ -30,6 +30,7 @@ from builder.lowlevel.container import Container, docker_client, engine_errors, 
 from builder.lowlevel.extract import ARCHIVE_LIMITS, OPEN_ERRORS, extract, open_tar
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json
+from builder.lowlevel.muslfloor import imported_from_libc, lacking, loader_symbols
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
@@ -158,17 +159,21 @@ def _checksum_result(archive: Path, ident: ArchiveIdentity) -> CheckResult | Non
                        archive.name)
 
 
-def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> list[CheckResult]:
+def static_audit(
+    archive: Path, ident: ArchiveIdentity, reporter: Reporter
+) -> tuple[list[CheckResult], frozenset[str]]:
+    """The static checks, and the symbols the archive takes from musl."""
     reporter.stage("verify", "static audit (ELF headers, RPATHs, DT_NEEDED, text files)")
     results = []
     with tempfile.TemporaryDirectory(prefix="musl-pbs-audit-") as tmp:
         try:
             extract(archive, Path(tmp, "tree"), ARCHIVE_LIMITS, label=archive.name)
         except UnsafeArchiveError as e:
-            return [CheckResult("archive-safety", False, e.message, archive.name)]
+            return [CheckResult("archive-safety", False, e.message, archive.name)], frozenset()
         tree = Path(tmp, "tree", "python")
         findings: list[Finding] = (audit_elves(tree, ident.arch) + audit_links(tree)
                                    + audit_text(tree, ident.minor))
+        needed = imported_from_libc(tree)
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check, []).append(f)
@@ -178,11 +183,37 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
             results.append(CheckResult(f"static:{check}", True))
         for f in got:
             results.append(CheckResult(f"static:{check}", False, f.message, f.path))
-    return results
+    return results, needed
+
+
+def musl_floor_check(c: Container, ident: ArchiveIdentity, needed: frozenset[str]) -> CheckResult:
+    """Does the image's own loader export every symbol the archive takes from musl?"""
+    loader = ident.arch.loader
+    floor = str(ident.info.get("musl_version_needed") or "?")
+    data = c.read_file(loader)
+    if data is None:
+        return CheckResult("musl-floor", False, f"{c.image} has no {loader}", str(loader))
+    with tempfile.TemporaryDirectory(prefix="musl-pbs-loader-") as tmp:
+        path = Path(tmp, loader.name)
+        path.write_bytes(data)
+        syms = loader_symbols(path)
+    if syms is None:
+        return CheckResult("musl-floor", False, f"{loader} of {c.image} has no symbol table",
+                           str(loader))
+    missing = lacking(needed, *syms)
+    if missing:
+        return CheckResult("musl-floor", False,
+                           f"the musl of {c.image} lacks {', '.join(missing)}: the archive "
+                           f"needs musl >= {floor}; refused before unpacking (it would fail "
+                           "with 'symbol not found')", str(loader))
+    return CheckResult("musl-floor", True,
+                       f"all {len(needed)} symbols the archive takes from musl resolve "
+                       f"(floor {floor})", str(loader))
 
 
 def _run_checks(
-    archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter
+    archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter,
+    needed: frozenset[str],
 ) -> list[CheckResult]:
     client = docker_client()
     ensure_image(client, image, ident.arch.docker_platform)
@@ -196,6 +227,10 @@ def _run_checks(
     script = resources.files("builder").joinpath("data/runtime_checks.py").read_bytes()
     with Container(client, image, platform=ident.arch.docker_platform, network=False,
                    purpose="verify") as c:
+        reporter.stage("verify", f"musl floor: the symbols the archive needs, in {image}")
+        results.append(musl_floor_check(c, ident, needed))
+        if not results[-1].ok:
+            return results
         reporter.stage("verify", f"unpacking into {base} of a {image} container (no network)")
         c.put_tar(base, plain_tar_bytes(archive))
         buf = io.BytesIO()
@@ -256,12 +291,13 @@ def verify_archive(
     checksum = _checksum_result(archive, ident)
     if checksum is not None:
         report.results.append(checksum)
-    report.results += static_audit(archive, ident, reporter)
+    static, needed = static_audit(archive, ident, reporter)
+    report.results += static
     if runtime:
         wh = wheelhouse or ensure_wheelhouse(ident.minor, ident.arch)
         release = str(ident.info.get("alpine_release") or "")
         tag = ".".join(release.split(".")[:2]) or "latest"
         base = image or derive_base_image(f"alpine:{tag}", ident.arch, reporter)
         with engine_errors(f"verify in {base}"):
-            report.results += _run_checks(archive, ident, base, wh, reporter)
+            report.results += _run_checks(archive, ident, base, wh, reporter, needed)
     return report
