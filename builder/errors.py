@@ -142,3 +142,16 @@ class NoFittingArchiveError(MuslPbsError):
     """`install`: nothing in the release fits this system."""
 
     exit_code = 16
+
+
+# --- uv (exit codes 45-49) ---
+
+
+class UvPythonDirError(MuslPbsError):
+    """`install --for-uv`: uv did not say where it keeps its managed Pythons."""
+
+    exit_code = 45
+    default_hint = (
+        "check that `uv python dir` works, or set UV_PYTHON_INSTALL_DIR to the directory "
+        "uv should use (musl-pbs installs into the same one)"
+    )

@@ -56,14 +56,15 @@ def candidates_from_dir(directory: Path) -> list[Candidate]:
 
 
 def candidates_from_metadata(path: Path) -> list[Candidate]:
-    """Entries of a uv download-metadata.json with ``libc: musl`` and a local file URL."""
+    """Entries of a uv download-metadata.json for musl (``musl``, ``musleabihf``) with a
+    local file URL."""
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise NotOurArchiveError(f"{path}: not a readable download-metadata.json ({e})") from None
     out = []
     for _key, entry in sorted(data.items()):
-        if entry.get("libc") != "musl" or entry.get("os") != "linux":
+        if not str(entry.get("libc", "")).startswith("musl") or entry.get("os") != "linux":
             continue
         url = str(entry.get("url", ""))
         parsed = urllib.parse.urlparse(url)
