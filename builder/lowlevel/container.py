@@ -81,13 +81,16 @@ class Container:
         network: bool = True,
         purpose: str = "build",
         environment: Mapping[str, str] | None = None,
+        binds: Mapping[Path, PurePosixPath] | None = None,
     ) -> None:
+        """``binds``: host files or directories mounted read-only at container paths."""
         self._client = client
         self.image = image
         self.platform = platform
         self.network = network
         self.name = f"musl-pbs-{purpose}-{uuid.uuid4().hex[:12]}"
         self._environment = dict(environment or {})
+        self._binds = dict(binds or {})
         self._container: Any = None
 
     # -- lifetime -------------------------------------------------------------------------
@@ -102,6 +105,9 @@ class Container:
         }
         if not self.network:
             kwargs["network_mode"] = "none"
+        if self._binds:
+            kwargs["volumes"] = {str(host): {"bind": str(dest), "mode": "ro"}
+                                 for host, dest in self._binds.items()}
         try:
             self._container = self._client.containers.create(
                 self.image, _IDLE_COMMAND, **kwargs
