@@ -265,3 +265,16 @@ class MuslTooOldError(NoFittingArchiveError):
     exit_code = 40
     default_hint = ("upgrade musl (`apk upgrade musl`) or use an archive built on an older "
                     "Alpine release")
+
+
+# --- uv (exit codes 45-49) ---
+
+
+class UvPythonDirError(MuslPbsError):
+    """`install --for-uv`: uv did not say where it keeps its managed Pythons."""
+
+    exit_code = 45
+    default_hint = (
+        "check that `uv python dir` works, or set UV_PYTHON_INSTALL_DIR to the directory "
+        "uv should use (musl-pbs installs into the same one)"
+    )

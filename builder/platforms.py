@@ -24,7 +24,7 @@ class Arch:
     archive_arch: str  # spelling in cpython-X.Y.Z-linux-<archive_arch>-musl
     triple_arch: str  # first component of the target triple (python-build-standalone style)
     triple_libc: str  # libc component of the target triple
-    uv_family: str  # uv's download-metadata arch family
+    uv_family: str  # uv's download-metadata.json "arch.family" (see uv_arch, uv_libc)
     multiarch: str  # CPython's sys.implementation._multiarch on Alpine
     # The largest page size a kernel of this arch may use: PT_LOAD must align to it.
     max_page_size: int = 4096
@@ -34,6 +34,24 @@ class Arch:
     def wheel_arch(self) -> str:
         """The arch in musllinux wheel platform tags (PEP 656)."""
         return _WHEEL_ARCH.get(self.alpine, self.alpine)
+
+    @property
+    def uv_arch(self) -> str:
+        """How uv spells this arch in its keys and managed-install names (``uv python list``).
+
+        uv parses ``arch.family`` with target_lexicon and prints 32-bit x86 as ``x86``
+        (uv-platform arch.rs). uv's own arch is the one its binary was compiled for: the
+        armv6 uv (``arm-unknown-linux-musleabihf``) asks for ``arm``, the armv7 uv for
+        ``armv7``, hence armhf's family ``arm``.
+        """
+        return _UV_ARCH.get(self.uv_family, self.uv_family)
+
+    @property
+    def uv_libc(self) -> str:
+        """uv's libc for this arch: the environment of the target triple (``musl``, and
+        ``musleabihf`` on hard-float ARM). uv matches it exactly; on ARM it detects
+        ``musleabihf`` when /proc/cpuinfo lists ``vfp`` (uv-platform libc.rs, cpuinfo.rs)."""
+        return self.triple_libc
 
     @property
     def loader(self) -> PurePosixPath:
@@ -58,7 +76,7 @@ ARCHES: dict[str, Arch] = {
         Arch("armv7", "linux/arm/v7", "armhf", "EM_ARM", 32, True,
              "armv7", "armv7", "musleabihf", "armv7", "arm-linux-musleabihf", hard_float=True),
         Arch("armhf", "linux/arm/v6", "armhf", "EM_ARM", 32, True,
-             "armv6", "armv6", "musleabihf", "armv6", "arm-linux-musleabihf", hard_float=True),
+             "armv6", "armv6", "musleabihf", "arm", "arm-linux-musleabihf", hard_float=True),
         Arch("x86", "linux/386", "i386", "EM_386", 32, True,
              "i686", "i686", "musl", "i686", "i386-linux-musl"),
         Arch("ppc64le", "linux/ppc64le", "powerpc64le", "EM_PPC64", 64, True,
@@ -75,6 +93,7 @@ ARCHES: dict[str, Arch] = {
 }
 
 _WHEEL_ARCH = {"armv7": "armv7l", "armhf": "armv6l", "x86": "i686"}
+_UV_ARCH = {"i686": "x86"}
 
 # Names people commonly type for an Alpine arch.
 _ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86",

@@ -46,7 +46,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1, help="targets built at once (1)")
     p.add_argument("--verify", action="store_true", help="verify each archive after building")
     p.add_argument("--verify-image", action="append", metavar="[TARGET=]IMAGE",
-                   help="musl-only base image for --verify (default: derived from alpine:TAG)")
+                   help="image for --verify (default: alpine:TAG, as users run it)")
+    p.add_argument("--verify-musl-only", action="store_true", help="--verify in the musl-only "
+                   "base derived from that image (loader and busybox only)")
     p.add_argument("--out", type=Path, default=Path("dist"), help="output directory (dist/)")
     p.add_argument("--work", type=Path, default=Path("build"), help="work directory (build/)")
     p.add_argument("--base-url", help="where dist/ will be served from, for the URLs in "
@@ -105,7 +107,7 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporte
     )
     if args.verify:
         report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),
-                                reporter=reporter)
+                                reporter=reporter, musl_only=args.verify_musl_only)
         if not report.ok:
             raise VerifyFailedError(
                 f"{result.packed.gz.name}: " + "; ".join(

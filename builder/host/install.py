@@ -96,7 +96,7 @@ def _metadata_entry(path: Path, key: str, entry: Any) -> Candidate | None:
     where = f"{path}: entry {key!r}"
     if not isinstance(entry, dict):
         raise NotOurArchiveError(f"{where} must be an object, not {_short(entry)}")
-    if entry.get("libc") != "musl" or entry.get("os") != "linux":
+    if not str(entry.get("libc", "")).startswith("musl") or entry.get("os") != "linux":
         return None
     url = entry.get("url")
     if not isinstance(url, str) or not url:
@@ -127,7 +127,8 @@ def _metadata_entry(path: Path, key: str, entry: Any) -> Candidate | None:
 
 
 def candidates_from_metadata(path: Path) -> list[Candidate]:
-    """Entries of a uv download-metadata.json with ``libc: musl`` and a local file URL."""
+    """Entries of a uv download-metadata.json for musl (``musl``, and ``musleabihf`` as uv
+    spells hard-float ARM) with a local file URL."""
     data = expect_object(
         read_json(path, cap=CAP_METADATA, what="a download-metadata.json",
                   error=NotOurArchiveError),

@@ -104,13 +104,16 @@ class Container:
         network: bool = True,
         purpose: str = "build",
         environment: Mapping[str, str] | None = None,
+        binds: Mapping[Path, PurePosixPath] | None = None,
     ) -> None:
+        """``binds``: host files or directories mounted read-only at container paths."""
         self._client = client
         self.image = image
         self.platform = platform
         self.network = network
         self.name = f"musl-pbs-{purpose}-{uuid.uuid4().hex[:12]}"
         self._environment = dict(environment or {})
+        self._binds = dict(binds or {})
         self._container: Any = None
 
     # -- lifetime -------------------------------------------------------------------------
@@ -129,6 +132,9 @@ class Container:
             # Removed by the engine too once it stops, even if we never get to (the engine
             # stopped under us: it removes such containers when it starts again).
             kwargs["auto_remove"] = True
+        if self._binds:
+            kwargs["volumes"] = {str(host): {"bind": str(dest), "mode": "ro"}
+                                 for host, dest in self._binds.items()}
         try:
             self._container = self._client.containers.create(
                 self.image, _IDLE_COMMAND, **kwargs

@@ -1,7 +1,10 @@
 """verify: static audit on the host, then runtime checks in a clean musl container.
 
-The archive is unpacked into a random directory of a fresh container made from a
-musl-only base image (loader + busybox, nothing else) with no network.
+The archive is unpacked into a random directory of a fresh container with no network. By
+default the container is the archive's Alpine release as users run it (``alpine:TAG``:
+musl, busybox, zlib, OpenSSL, nothing of Python); with ``musl_only`` it is the stricter
+musl-only base derived from that image (loader + busybox, nothing else), so that a library
+the system happens to ship cannot hide one the archive lacks.
 """
 
 from __future__ import annotations
@@ -211,9 +214,33 @@ def musl_floor_check(c: Container, ident: ArchiveIdentity, needed: frozenset[str
                        f"(floor {floor})", str(loader))
 
 
+def release_image(ident: ArchiveIdentity) -> str:
+    """``alpine:TAG`` of the Alpine release the archive was built from (``alpine:3.20``)."""
+    release = str(ident.info.get("alpine_release") or "")
+    return "alpine:" + (".".join(release.split(".")[:2]) or "latest")
+
+
+def runtime_image(
+    ident: ArchiveIdentity, image: str | None, musl_only: bool, reporter: Reporter
+) -> str:
+    """The image the runtime checks run in: ``image`` (default: the release's Alpine image)
+    as it is, or with ``musl_only`` the musl-only base derived from it."""
+    source = image or release_image(ident)
+    if musl_only:
+        return derive_base_image(source, ident.arch, reporter)
+    ensure_image(
+        docker_client(), source, ident.arch.docker_platform,
+        hint=f"pull it, or pass --image with an image of that Alpine release for "
+        f"{ident.arch.alpine} (the test ground prints one: `tests/fixtures/build-images "
+        f"--arch {ident.arch.alpine}`, second line)",
+    )
+    return source
+
+
 def _run_checks(
     archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter,
     needed: frozenset[str],
+    thread_stack_size: int | None = None,
 ) -> list[CheckResult]:
     client = docker_client()
     ensure_image(client, image, ident.arch.docker_platform)
@@ -223,7 +250,8 @@ def _run_checks(
     python = prefix / "bin" / "python3"
     pip = pip_wheel(wheelhouse)
     config = {"required": ident.info.get("required_extensions", []),
-              "expected": ident.info.get("expected_extensions", [])}
+              "expected": ident.info.get("expected_extensions", []),
+              "thread_stack_size": thread_stack_size}
     script = resources.files("builder").joinpath("data/runtime_checks.py").read_bytes()
     with Container(client, image, platform=ident.arch.docker_platform, network=False,
                    purpose="verify") as c:
@@ -241,7 +269,8 @@ def _run_checks(
             tar.add(str(wheelhouse), arcname="wheelhouse")
         c.put_tar(PurePosixPath("/opt/musl-pbs-verify"), buf.getvalue())
 
-        reporter.stage("verify", "interpreter checks (prefix, zlib, ctypes, every extension)")
+        reporter.stage("verify", "interpreter checks (prefix, zlib, ctypes, thread stack, "
+                       "every extension)")
         r = c.call([str(python), "/opt/musl-pbs-verify/runtime_checks.py", str(prefix),
                     json.dumps(config)], env={"LD_LIBRARY_PATH": ""})
         try:
@@ -285,7 +314,15 @@ def verify_archive(
     reporter: Reporter,
     wheelhouse: Path | None = None,
     runtime: bool = True,
+    musl_only: bool = False,
+    thread_stack_size: int | None = None,
 ) -> VerifyReport:
+    """Audit ``archive``, then run it in ``image`` (default: its release's ``alpine:TAG``;
+    ``musl_only``: the musl-only base derived from that image).
+
+    ``thread_stack_size`` is for showing that the thread-stack check works: the probe then
+    calls ``threading.stack_size()`` with it (131072, musl's default, must fail).
+    """
     ident = identify(archive)
     report = VerifyReport(archive, ident.arch.alpine, ident.version)
     checksum = _checksum_result(archive, ident)
@@ -295,9 +332,8 @@ def verify_archive(
     report.results += static
     if runtime:
         wh = wheelhouse or ensure_wheelhouse(ident.minor, ident.arch)
-        release = str(ident.info.get("alpine_release") or "")
-        tag = ".".join(release.split(".")[:2]) or "latest"
-        base = image or derive_base_image(f"alpine:{tag}", ident.arch, reporter)
-        with engine_errors(f"verify in {base}"):
-            report.results += _run_checks(archive, ident, base, wh, reporter, needed)
+        where = runtime_image(ident, image, musl_only, reporter)
+        with engine_errors(f"verify in {where}"):
+            report.results += _run_checks(archive, ident, where, wh, reporter,
+                                          needed, thread_stack_size)
     return report

@@ -92,3 +92,35 @@ def test_table_matches_the_real_alpine_loader(tarball: str, tmp_path: Path) -> N
         arch.elf_machine, arch.elf_class, arch.little_endian)
     assert {align for _off, _addr, align in info.loads} == {arch.max_page_size}
     assert info.arm_hard_float is arch.hard_float
+
+
+# (uv arch family in download-metadata.json, uv's own spelling in keys and install names,
+# uv's libc), as confirmed by running uv 0.13.9's musl binaries in the real Alpine 3.20.3
+# minirootfs of each arch (`uv python install` with a request for each spelling) and by
+# uv's source (uv-platform arch.rs, libc.rs; uv-python downloads.rs).
+UV_SPELLINGS = {
+    "x86_64": ("x86_64", "x86_64", "musl"),
+    "aarch64": ("aarch64", "aarch64", "musl"),
+    "armv7": ("armv7", "armv7", "musleabihf"),
+    "armhf": ("arm", "arm", "musleabihf"),  # the armv6 uv binary is arm-unknown-linux-...
+    "x86": ("i686", "x86", "musl"),
+    "ppc64le": ("powerpc64le", "powerpc64le", "musl"),
+    "s390x": ("s390x", "s390x", "musl"),
+    "riscv64": ("riscv64gc", "riscv64gc", "musl"),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(UV_SPELLINGS))
+def test_uv_spellings(arch: str) -> None:
+    a = get_arch(arch)
+    assert (a.uv_family, a.uv_arch, a.uv_libc) == UV_SPELLINGS[arch]
+
+
+def test_uv_install_names() -> None:
+    from builder.naming import uv_download_key, uv_install_name
+
+    x86 = ArchiveName("3.12.8", get_arch("x86"))
+    assert uv_download_key(x86) == "cpython-3.12.8-linux-i686-musl"
+    assert uv_install_name(x86) == "cpython-3.12.8-linux-x86-musl"
+    armv7 = ArchiveName("3.12.8", get_arch("armv7"))
+    assert uv_install_name(armv7) == "cpython-3.12.8-linux-armv7-musleabihf"
