@@ -396,8 +396,8 @@ class _Writer:
         return True
 
     def symlink(self, parts: tuple[str, ...], target: str) -> None:
+        pfd = self._walk(parts[:-1], create=True)  # first: its directory is a real one
         self.check_lands_inside(parts, target)
-        pfd = self._walk(parts[:-1], create=True)
         self._make_room(parts, pfd, is_dir=False)
         self._write_call(os.symlink, parts, target, parts[-1], dir_fd=pfd)
         self.kinds[parts] = "sym"
