@@ -20,6 +20,9 @@ class MuslPbsError(Exception):
 
 class UsageError(MuslPbsError):
     exit_code = 2
+    default_hint = (
+        "see `musl-pbs COMMAND --help` for what each option takes"
+    )
 
 
 class UnknownArchError(UsageError):
@@ -28,6 +31,10 @@ class UnknownArchError(UsageError):
 
 class ConfigError(MuslPbsError):
     exit_code = 4
+    default_hint = (
+        "fix the file at the line named above; matrix.yaml and recipes/python3.X.yaml of "
+        "the repository show the expected layout"
+    )
 
 
 class DockerUnavailableError(MuslPbsError):
@@ -40,24 +47,38 @@ class DockerUnavailableError(MuslPbsError):
 
 class ImageNotFoundError(MuslPbsError):
     exit_code = 6
+    default_hint = (
+        "pull it (`docker pull IMAGE`) or pass --image with an image that is present"
+    )
 
 
 class ContainerCommandError(MuslPbsError):
     """A command inside a container exited non-zero (e.g. `apk add` failed)."""
 
     exit_code = 7
+    default_hint = (
+        "the output above is the command's own; fix the image (or the recipe) it names"
+    )
 
 
 class UnsafeArchiveError(MuslPbsError):
     """A tar member would escape the tree, or is otherwise refused."""
 
     exit_code = 8
+    default_hint = (
+        "the archive (or the image's export) is refused as a whole: rebuild it, or take it "
+        "from a source you trust"
+    )
 
 
 class StageError(MuslPbsError):
     """The exported filesystem does not hold what a build needs."""
 
     exit_code = 9
+    default_hint = (
+        "the image must be Alpine (or Alpine-like) with python3 installable by apk; "
+        "check --image and the recipe"
+    )
 
 
 class PatchelfError(MuslPbsError):
@@ -75,10 +96,17 @@ class NotOurArchiveError(MuslPbsError):
 
 class VerifyFailedError(MuslPbsError):
     exit_code = 12
+    default_hint = (
+        "each failed check names the file and the rule; rebuild the archive (a static "
+        "finding usually means the relocate stage did not run on it)"
+    )
 
 
 class NetworkError(MuslPbsError):
     exit_code = 13
+    default_hint = (
+        "check the network, or pass a saved copy of the file"
+    )
 
 
 class UndecidedError(MuslPbsError):
@@ -129,6 +157,10 @@ class MalformedDocumentError(MuslPbsError):
     not of the expected shape."""
 
     exit_code = 23
+    default_hint = (
+        "pass Alpine's releases.json or a latest-releases.yaml, and the state.json that "
+        "`musl-pbs release assemble` wrote, unchanged"
+    )
 
 
 class BuildsFailedError(MuslPbsError):
@@ -142,6 +174,53 @@ class NoFittingArchiveError(MuslPbsError):
     """`install`: nothing in the release fits this system."""
 
     exit_code = 16
+    default_hint = (
+        "`musl-pbs detect` says what this system is; `ls` the release for what it offers"
+    )
+
+
+# --- hostile input: caps, shapes, unwritable outputs (exit codes 35-39) ---
+
+
+class InputTooLargeError(MuslPbsError):
+    """A file read whole (manifest, metadata, release document, YAML) is over its cap."""
+
+    exit_code = 35
+    default_hint = (
+        "this file is far larger than any musl-pbs or Alpine file of its kind: "
+        "check that the right file was given, and that it was not tampered with"
+    )
+
+
+class UnwritableOutputError(MuslPbsError):
+    """An output directory (--out, --dir, --work) cannot be created or written."""
+
+    exit_code = 36
+    default_hint = (
+        "pass a directory you can write to, on a file system with free space "
+        "(`df -h`, `ls -ld`)"
+    )
+
+
+class ManifestMissingError(MuslPbsError):
+    """`install`: no manifest or metadata vouches for the archive's sha256."""
+
+    exit_code = 37
+    default_hint = (
+        "keep the manifest cpython-X.Y.Z-linux-ARCH-musl.json beside the archive, install "
+        "from the release's download-metadata.json, or pass --sha256 HEX after checking it "
+        "against the release's SHA256SUMS"
+    )
+
+
+class SymlinkedInputError(MuslPbsError):
+    """`release assemble`: an input (directory, archive, manifest) is a symbolic link."""
+
+    exit_code = 38
+    default_hint = (
+        "pass the real build output directory; release assemble publishes only regular "
+        "files found in it, never what a link points to"
+    )
 
 
 # --- unpacking and reading hostile trees (exit codes 30-34) ---
@@ -166,14 +245,6 @@ class MalformedArchiveError(MuslPbsError):
     default_hint = "the file is damaged or was not made by a tar writer: get it again"
 
 
-class OversizedReadError(MuslPbsError):
-    """A file read from an exported root (apk database, release files, loader path) is
-    larger than such a file can sensibly be."""
-
-    exit_code = 32
-    default_hint = "the image's filesystem is damaged or hostile; build from another image"
-
-
 class UnsafeElfError(MuslPbsError):
     """An ELF file of the export names a library by a path (``/``, ``..``) instead of a
     plain file name, or a copy would leave its root."""
@@ -183,10 +254,3 @@ class UnsafeElfError(MuslPbsError):
         "musl-pbs bundles only libraries named by a plain file name (DT_NEEDED); "
         "rebuild the named file, or build from an image without it"
     )
-
-
-class ExtractWriteError(MuslPbsError):
-    """The destination of an extraction cannot be written (full disk, permissions)."""
-
-    exit_code = 34
-    default_hint = "free some disk space, or point --work/--dir at a writable filesystem"

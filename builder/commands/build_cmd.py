@@ -14,6 +14,7 @@ from rich.console import Console
 from builder.build import build_target
 from builder.config import DEFAULT_MATRIX, Matrix, load_matrix
 from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
+from builder.lowlevel.outdir import check_writable_dir
 from builder.multi import LogReporter, Runner, summary
 from builder.naming import ArchiveName
 from builder.plan import Target, expand, select
@@ -110,6 +111,8 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporte
 def run(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     targets = _targets(args, matrix)
+    check_writable_dir(args.out, "--out")  # before minutes of work, not after
+    check_writable_dir(args.work, "--work")
     err = Console(stderr=True)
     if len(targets) == 1 and args.jobs <= 1 and not (args.all or args.target):
         target = targets[0]

@@ -48,9 +48,9 @@ import zstandard
 
 from builder.errors import (
     ExtractionLimitError,
-    ExtractWriteError,
     MalformedArchiveError,
     UnsafeArchiveError,
+    UnwritableOutputError,
 )
 
 MiB = 1 << 20
@@ -205,6 +205,10 @@ def open_tar(
             )
         except OPEN_ERRORS as e:
             raise MalformedArchiveError(f"{label}: not a readable tar archive ({e})") from None
+        except MalformedArchiveError as e:  # the first header, read by tarfile.open
+            raise MalformedArchiveError(
+                f"{label}: not a readable tar archive ({e.message})"
+            ) from None
         yield tar
 
 
@@ -312,7 +316,7 @@ class _Writer:
         try:
             fn(*args, **kwargs)
         except OSError as e:
-            raise ExtractWriteError(
+            raise UnwritableOutputError(
                 f"{self.label}: cannot write {self._where(parts)} under {self.top}: {e.strerror}"
             ) from None
 
@@ -346,7 +350,7 @@ class _Writer:
         try:
             fd = os.open(parts[-1], _FILE_FLAGS, 0o600, dir_fd=pfd)
         except OSError as e:
-            raise ExtractWriteError(
+            raise UnwritableOutputError(
                 f"{self.label}: cannot create {self._where(parts)} under {self.top}: "
                 f"{e.strerror}"
             ) from None
@@ -545,7 +549,7 @@ def extract(
     try:
         os.mkdir(partial, 0o700)
     except OSError as e:
-        raise ExtractWriteError(f"cannot create {partial}: {e.strerror}") from None
+        raise UnwritableOutputError(f"cannot create {partial}: {e.strerror}") from None
     try:
         writer = _Writer(partial, label, limits)
         try:

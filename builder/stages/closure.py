@@ -56,11 +56,14 @@ class Requester:
     elf: ElfInfo
 
     def rpath_dirs(self) -> list[PurePosixPath]:
+        """The expanded search path; empty when any entry holds a ``$`` token other than
+        ``$ORIGIN`` (musl's fixup_rpath then drops the whole path)."""
         out = []
         for entry in self.elf.search_path:
             d = expand_rpath(entry, self.path.parent)
-            if d is not None:
-                out.append(d)
+            if d is None:
+                return []
+            out.append(d)
         return out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from builder.errors import OversizedReadError
+from builder.errors import InputTooLargeError
 from builder.lowlevel.elf import read_elf
 from builder.lowlevel.extract import ROOTFS_LIMITS, extract
 from builder.lowlevel.rootfs import read_in_root, resolve_in_root
@@ -109,6 +109,6 @@ def test_reads_are_capped(minirootfs: Path, tmp_path: Path) -> None:
     shutil.copytree(minirootfs, root, symlinks=True)
     with (root / "etc/alpine-release").open("wb") as f:
         f.truncate(10 << 20)  # a sparse 10 MiB "release"
-    with pytest.raises(OversizedReadError, match="/etc/alpine-release"):
+    with pytest.raises(InputTooLargeError, match="/etc/alpine-release"):
         release_of(root)
     assert read_in_root(root, "/etc/no-such-file", cap=10) is None
