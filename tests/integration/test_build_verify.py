@@ -16,6 +16,7 @@ from builder.cli import main
 from builder.config import load_recipe
 from builder.errors import ContainerCommandError
 from builder.platforms import get_arch
+from builder.progress import NullReporter
 from builder.stages.acquire import acquire
 
 pytestmark = pytest.mark.docker
@@ -153,7 +154,7 @@ def test_apk_failure_shows_apks_message(images_x86_64: tuple[str, str], tmp_path
     assert "no-such-package-xyz" in e.value.message
     assert "apk add --no-cache no-such-package-xyz" in e.value.message
     assert _leftover_containers() == []
-    assert not (tmp_path / "rootfs.tar").exists()
+    assert not (tmp_path / "rootfs").exists()
 
 
 def test_ctrl_c_removes_the_container(images_x86_64: tuple[str, str], tmp_path: Path) -> None:
@@ -167,6 +168,31 @@ def test_ctrl_c_removes_the_container(images_x86_64: tuple[str, str], tmp_path: 
         acquire(arch=get_arch("x86_64"), image=images_x86_64[0], recipe=load_recipe("3.11"),
                 out_dir=tmp_path, reporter=Interrupt())
     assert _leftover_containers() == []
+
+
+def test_ctrl_c_during_the_export_stream_leaves_no_container_and_no_tree(
+    images_x86_64: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export flows into the extraction; an interrupt halfway through it removes the
+    container and the half-made tree, and nothing is left under the final name."""
+    import builder.stages.acquire as acquire_module
+
+    seen: list[str] = []
+    transform = acquire_module.rootfs_transform
+
+    def interrupt_halfway(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        seen.append(member.name)
+        if len(seen) == 800:
+            raise KeyboardInterrupt
+        return transform(member)
+
+    monkeypatch.setattr(acquire_module, "rootfs_transform", interrupt_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        acquire(arch=get_arch("x86_64"), image=images_x86_64[0], recipe=load_recipe("3.11"),
+                out_dir=tmp_path, reporter=NullReporter())
+    assert len(seen) == 800
+    assert _leftover_containers() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_same_image_same_recipe_same_bytes(
