@@ -21,13 +21,15 @@ import os
 import statistics
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
 TIMER = r"""
 import os, sys, time
-rounds, starts, code, own, relocated = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+rounds, starts = int(sys.argv[1]), int(sys.argv[2])
+code, own, relocated = sys.argv[3:6]
 devnull = os.open(os.devnull, os.O_RDWR)
 fa = [(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)]
 def start(exe):
@@ -52,6 +54,31 @@ SETUP = ("apk add -q --no-cache python3 >/dev/null && mkdir -p /opt/relocated &&
          "tar xzf /archive.tar.gz -C /opt/relocated")
 
 
+def stale_pycs(archive: Path) -> tuple[int, int, list[str]]:
+    """(timestamp .pyc files, how many of them do not match their source in the archive,
+    a few names): each stale one is compiled again at every import from a read-only tree."""
+    sources: dict[str, tuple[int, int]] = {}
+    headers: dict[str, bytes] = {}
+    with tarfile.open(archive) as tar:
+        for m in tar:
+            if m.isfile() and m.name.endswith(".py"):
+                sources[m.name] = (m.mtime & 0xFFFFFFFF, m.size & 0xFFFFFFFF)
+            elif m.isfile() and m.name.endswith(".pyc") and "/__pycache__/" in m.name:
+                f = tar.extractfile(m)
+                headers[m.name] = f.read(16) if f else b""
+    total, stale = 0, []
+    for name, h in headers.items():
+        if len(h) < 16 or int.from_bytes(h[4:8], "little") != 0:
+            continue
+        total += 1
+        d, _, base = name.rpartition("/__pycache__/")
+        src = f"{d}/{base.split('.', 1)[0]}.py"
+        want = (int.from_bytes(h[8:12], "little"), int.from_bytes(h[12:16], "little"))
+        if sources.get(src) != want:
+            stale.append(name)
+    return total, len(stale), sorted(stale)[:3]
+
+
 def test_ground_image() -> str:
     out = subprocess.run([str(REPO / "tests/fixtures/build-images"), "--arch", "x86_64",
                           "--python", "3.11"], capture_output=True, text=True, check=True)
@@ -69,6 +96,8 @@ def main() -> int:
     image = args.image or test_ground_image()
     minor = args.archive.name.split("-")[1].rsplit(".", 1)[0]  # cpython-3.11.2-... -> 3.11
     relocated = f"/opt/relocated/python/bin/python{minor}"
+    total, stale, examples = stale_pycs(args.archive)
+    print(f"timestamp .pyc files in the archive: {total}, stale: {stale} {examples or ''}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     name = f"musl-pbs-speed-startup-{os.getpid()}"
     subprocess.run(["docker", "run", "-d", "--name", name, "--network", "none",
