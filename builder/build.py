@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -12,8 +11,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder.config import Matrix, Recipe, load_recipe
+from builder.errors import ReleaseInputError
 from builder.lowlevel.apkdb import ApkPackage
-from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.boundedio import CAP_MANIFEST
+from builder.lowlevel.container import engine_errors
+from builder.lowlevel.jsonio import read_json, write_json
 from builder.lowlevel.patcher import Patchelf
 from builder.naming import ArchiveName
 from builder.platforms import Arch
@@ -103,14 +105,15 @@ def build_target(
     patcher = Patchelf()  # checked before anything slow starts
     image_ref = image or matrix.image_for(release_tag, arch.alpine)
     install_recipe = choose_install_recipe(python, release_tag, matrix)
-    acquired = acquire(
-        arch=arch,
-        image=image_ref,
-        recipe=install_recipe,
-        out_dir=work_dir / "acquire",
-        reporter=reporter,
-        image_hint=TEST_GROUND_HINT.format(arch=arch.alpine) if image is None else "",
-    )
+    with engine_errors(f"acquire from {image_ref}"):
+        acquired = acquire(
+            arch=arch,
+            image=image_ref,
+            recipe=install_recipe,
+            out_dir=work_dir / "acquire",
+            reporter=reporter,
+            image_hint=TEST_GROUND_HINT.format(arch=arch.alpine) if image is None else "",
+        )
     recipe = (
         install_recipe
         if install_recipe.python == acquired.python.minor
@@ -179,7 +182,7 @@ def write_download_metadata(out_dir: Path, base_url: str | None = None) -> Path:
     with _METADATA_LOCK:
         manifests = []
         for path in sorted(out_dir.glob("cpython-*-musl.json")):
-            data = json.loads(path.read_text())
+            data = read_json(path, cap=CAP_MANIFEST, what="a manifest", error=ReleaseInputError)
             if isinstance(data, dict) and "archives" in data:
                 manifests.append(data)
         url = base_url or out_dir.resolve().as_uri()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 
 from rich.console import Console
@@ -21,8 +23,9 @@ from builder.commands import (
     verify_cmd,
 )
 from builder.errors import MuslPbsError
+from builder.lowlevel.outdir import WRITE_ERRNOS, unwritable
 
-INTERRUPTED = 130
+INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM: 143
 
 _COMMANDS = (build_cmd, verify_cmd, matrix_cmd, detect_cmd, install_cmd, alpine_cmd, release_cmd)
 
@@ -51,15 +54,49 @@ def _error_boundary(err: Console) -> Iterator[list[int]]:
             err.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False)
         code[0] = e.exit_code
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]")
-        code[0] = INTERRUPTED
+        received = _signals.pop() if _signals else signal.SIGINT
+        err.print(f"[bold red]interrupted[/] ({signal.Signals(received).name}): "
+                  "stopped and cleaned up; nothing half-written is kept", highlight=False)
+        code[0] = 128 + received
+    except OSError as e:
+        # Out of space, a read-only or forbidden output met half-way: name the file.
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        failure = unwritable(e, "an output")
+        err.print(f"[bold red]error:[/] {escape(failure.message)}", highlight=False)
+        err.print(f"[yellow]hint:[/] {escape(failure.hint)}", highlight=False)
+        code[0] = failure.exit_code
+
+
+_signals: list[int] = []
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM (and SIGHUP) unwind like Ctrl-C: every ``finally`` runs, containers are
+    removed and temporary files deleted (Python's default would just exit)."""
+    _signals.append(signum)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _terminate) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     err = Console(stderr=True, soft_wrap=True)
-    with _error_boundary(err) as code:
+    _signals.clear()
+    with _terminate_like_interrupt(), _error_boundary(err) as code:
         code[0] = int(args.run(args))
     return code[0]
 

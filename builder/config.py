@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 
 from builder.errors import ConfigError, UnknownArchError
+from builder.lowlevel.boundedio import CAP_CONFIG, read_capped_text
+from builder.lowlevel.yamlio import parse_yaml
 from builder.platforms import get_arch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,15 +65,9 @@ class _Doc:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such file") from None
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        text = read_capped_text(path, cap=CAP_CONFIG, what="a YAML configuration file",
+                                error=ConfigError)
+        self.data, node = parse_yaml(text, str(path), ConfigError)
         self.lines: dict[tuple[str, ...], int] = {}
         if node is not None:
             self._index(node, ())
@@ -116,8 +112,8 @@ def load_recipe(minor: str, recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:
     data = doc.data
     known = {"python", "packages", "optional_packages", "prune", "required_extensions",
              "expected_extensions"}
-    for key in sorted(set(data) - known):
-        raise doc.error((key,), "unknown key", hint=f"known keys: {', '.join(sorted(known))}")
+    for key in sorted(set(data) - known, key=str):
+        raise doc.error((str(key),), "unknown key", hint=f"known keys: {', '.join(sorted(known))}")
     if str(data.get("python")) != minor:
         raise doc.error(("python",), f"must be {minor!r} (the file name says so)")
     packages = doc.str_list(data, (), "packages")
@@ -142,8 +138,8 @@ def load_matrix(path: Path = DEFAULT_MATRIX) -> Matrix:
     """Load and validate matrix.yaml; every error names file:line and the key."""
     doc = _Doc(path)
     data = doc.data
-    for key in sorted(set(data) - _MATRIX_KEYS):
-        raise doc.error((key,), "unknown key",
+    for key in sorted(set(data) - _MATRIX_KEYS, key=str):
+        raise doc.error((str(key),), "unknown key",
                         hint=f"known keys: {', '.join(sorted(_MATRIX_KEYS))}")
     releases_raw = data.get("releases")
     if not isinstance(releases_raw, dict) or not releases_raw:
@@ -156,8 +152,8 @@ def load_matrix(path: Path = DEFAULT_MATRIX) -> Matrix:
             raise doc.error(at, f"release tag {tag!r} is not like '3.19' (quote it) or 'edge'")
         if not isinstance(body, dict):
             raise doc.error(at, "expected a mapping with python, musl, arches")
-        for key in sorted(set(body) - _RELEASE_KEYS):
-            raise doc.error((*at, key), "unknown key",
+        for key in sorted(set(body) - _RELEASE_KEYS, key=str):
+            raise doc.error((*at, str(key)), "unknown key",
                             hint=f"known keys: {', '.join(sorted(_RELEASE_KEYS))}")
         python = str(body.get("python", ""))
         if not _MINOR.match(python) or isinstance(body.get("python"), float):

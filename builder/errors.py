@@ -20,6 +20,9 @@ class MuslPbsError(Exception):
 
 class UsageError(MuslPbsError):
     exit_code = 2
+    default_hint = (
+        "see `musl-pbs COMMAND --help` for what each option takes"
+    )
 
 
 class UnknownArchError(UsageError):
@@ -28,6 +31,10 @@ class UnknownArchError(UsageError):
 
 class ConfigError(MuslPbsError):
     exit_code = 4
+    default_hint = (
+        "fix the file at the line named above; matrix.yaml and recipes/python3.X.yaml of "
+        "the repository show the expected layout"
+    )
 
 
 class DockerUnavailableError(MuslPbsError):
@@ -40,24 +47,38 @@ class DockerUnavailableError(MuslPbsError):
 
 class ImageNotFoundError(MuslPbsError):
     exit_code = 6
+    default_hint = (
+        "pull it (`docker pull IMAGE`) or pass --image with an image that is present"
+    )
 
 
 class ContainerCommandError(MuslPbsError):
     """A command inside a container exited non-zero (e.g. `apk add` failed)."""
 
     exit_code = 7
+    default_hint = (
+        "the output above is the command's own; fix the image (or the recipe) it names"
+    )
 
 
 class UnsafeArchiveError(MuslPbsError):
     """A tar member would escape the tree, or is otherwise refused."""
 
     exit_code = 8
+    default_hint = (
+        "the archive (or the image's export) is refused as a whole: rebuild it, or take it "
+        "from a source you trust"
+    )
 
 
 class StageError(MuslPbsError):
     """The exported filesystem does not hold what a build needs."""
 
     exit_code = 9
+    default_hint = (
+        "the image must be Alpine (or Alpine-like) with python3 installable by apk; "
+        "check --image and the recipe"
+    )
 
 
 class PatchelfError(MuslPbsError):
@@ -75,10 +96,17 @@ class NotOurArchiveError(MuslPbsError):
 
 class VerifyFailedError(MuslPbsError):
     exit_code = 12
+    default_hint = (
+        "each failed check names the file and the rule; rebuild the archive (a static "
+        "finding usually means the relocate stage did not run on it)"
+    )
 
 
 class NetworkError(MuslPbsError):
     exit_code = 13
+    default_hint = (
+        "check the network, or pass a saved copy of the file"
+    )
 
 
 class UndecidedError(MuslPbsError):
@@ -129,6 +157,10 @@ class MalformedDocumentError(MuslPbsError):
     not of the expected shape."""
 
     exit_code = 23
+    default_hint = (
+        "pass Alpine's releases.json or a latest-releases.yaml, and the state.json that "
+        "`musl-pbs release assemble` wrote, unchanged"
+    )
 
 
 class BuildsFailedError(MuslPbsError):
@@ -142,3 +174,83 @@ class NoFittingArchiveError(MuslPbsError):
     """`install`: nothing in the release fits this system."""
 
     exit_code = 16
+    default_hint = (
+        "`musl-pbs detect` says what this system is; `ls` the release for what it offers"
+    )
+
+
+# --- hostile input: caps, shapes, unwritable outputs (exit codes 35-39) ---
+
+
+class InputTooLargeError(MuslPbsError):
+    """A file read whole (manifest, metadata, release document, YAML) is over its cap."""
+
+    exit_code = 35
+    default_hint = (
+        "this file is far larger than any musl-pbs or Alpine file of its kind: "
+        "check that the right file was given, and that it was not tampered with"
+    )
+
+
+class UnwritableOutputError(MuslPbsError):
+    """An output directory (--out, --dir, --work) cannot be created or written."""
+
+    exit_code = 36
+    default_hint = (
+        "pass a directory you can write to, on a file system with free space "
+        "(`df -h`, `ls -ld`)"
+    )
+
+
+class ManifestMissingError(MuslPbsError):
+    """`install`: no manifest or metadata vouches for the archive's sha256."""
+
+    exit_code = 37
+    default_hint = (
+        "keep the manifest cpython-X.Y.Z-linux-ARCH-musl.json beside the archive, install "
+        "from the release's download-metadata.json, or pass --sha256 HEX after checking it "
+        "against the release's SHA256SUMS"
+    )
+
+
+class SymlinkedInputError(MuslPbsError):
+    """`release assemble`: an input (directory, archive, manifest) is a symbolic link."""
+
+    exit_code = 38
+    default_hint = (
+        "pass the real build output directory; release assemble publishes only regular "
+        "files found in it, never what a link points to"
+    )
+
+
+# --- unpacking and reading hostile trees (exit codes 30-34) ---
+
+
+class ExtractionLimitError(MuslPbsError):
+    """An archive or export went past a cap: member count, name length, bytes written, or
+    the ratio of expanded to compressed bytes (a decompression bomb)."""
+
+    exit_code = 30
+    default_hint = (
+        "the input is far bigger than a Python distribution or root filesystem should be; "
+        "check where it came from (a damaged download or a decompression bomb)"
+    )
+
+
+class MalformedArchiveError(MuslPbsError):
+    """A tar archive that cannot be read as one: truncated, garbage, a hard link to a
+    missing member, a file and a directory of the same name, a symlink loop."""
+
+    exit_code = 31
+    default_hint = "the file is damaged or was not made by a tar writer: get it again"
+
+
+class UnsafeElfError(MuslPbsError):
+    """An ELF file of the export names a library by a path (``/``, ``..``) instead of a
+    plain file name, or a copy would leave its root."""
+
+    exit_code = 33
+    default_hint = (
+        "musl-pbs bundles only libraries named by a plain file name (DT_NEEDED); "
+        "rebuild the named file, or build from an image without it"
+    )

@@ -6,6 +6,7 @@ come from here; nothing else in the package hard-codes an architecture.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -107,3 +108,19 @@ def is_musl_libc_name(soname: str) -> bool:
         return True
     stem = soname.split(".", 1)[0]
     return stem in MUSL_LIBC_STEMS and "." in soname
+
+
+# Sonames only glibc's objects need (musl-built objects never name them): glibc's libc and
+# its split-off libraries with glibc's version numbers, and glibc's loaders.
+GLIBC_SONAMES = frozenset({
+    "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+    "libutil.so.1", "libresolv.so.2", "libanl.so.1", "libnsl.so.1", "libmvec.so.1",
+    "libBrokenLocale.so.1", "libc_malloc_debug.so.0", "libthread_db.so.1",
+})
+_GLIBC_LOADER = re.compile(r"^(?:ld-linux[-.].*\.so\.\d+|ld64\.so\.\d+|ld\.so\.\d+)$")
+
+
+def is_glibc_only_name(soname: str) -> bool:
+    """A DT_NEEDED that says the object was linked against glibc (``libc.so.6``...)."""
+    return soname in GLIBC_SONAMES or soname.startswith("libnss_") or bool(
+        _GLIBC_LOADER.match(soname))

@@ -15,6 +15,7 @@ from rich.console import Console
 from builder.build import build_target
 from builder.config import DEFAULT_MATRIX, Matrix, load_matrix
 from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
+from builder.lowlevel.outdir import check_writable_dir
 from builder.multi import Built, LogReporter, Runner, summary
 from builder.naming import ArchiveName
 from builder.plan import Target, expand, select
@@ -123,6 +124,8 @@ def stage_seconds(timings: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     targets = _targets(args, matrix)
+    check_writable_dir(args.out, "--out")  # before minutes of work, not after
+    check_writable_dir(args.work, "--work")
     err = Console(stderr=True)
     if len(targets) == 1 and args.jobs <= 1 and not (args.all or args.target):
         target = targets[0]

@@ -29,6 +29,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dir", type=Path, help="install here (default: "
                    "~/.local/share/musl-pbs/cpython-X.Y.Z-linux-ARCH-musl)")
     p.add_argument("--force", action="store_true", help="replace an existing --dir")
+    p.add_argument("--sha256", metavar="HEX", help="the archive's sha256, for an archive "
+                   "without a manifest (take it from the release's SHA256SUMS); without a "
+                   "manifest, download-metadata sha256 or this, install refuses")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 
@@ -36,11 +39,11 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     detection = detect(Path("/"))
     source: Path = args.source
-    cands = (candidates_from_metadata(source) if source.is_file()
+    cands = (candidates_from_metadata(source) if source.is_file() or source.suffix == ".json"
              else candidates_from_dir(source))
     chosen = choose(cands, detection, args.version)
     dest = args.dir or default_dest(chosen)
-    python = install(chosen, dest, force=args.force)
+    python = install(chosen, dest, force=args.force, sha256=args.sha256)
     if args.json:
         print(json.dumps({"archive": str(chosen.path), "version": chosen.version,
                           "arch": chosen.arch, "prefix": str(dest), "python": str(python)}))

@@ -37,6 +37,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection
 
+from builder.errors import MuslPbsError, UndecidedError
+from builder.lowlevel.boundedio import read_capped
 from builder.lowlevel.elf import ELF_MAGIC, ElfInfo, read_elf
 from builder.lowlevel.rootfs import link_chain, resolve_in_root
 from builder.platforms import ARCHES, Arch
@@ -310,9 +312,10 @@ def _apk_musl_version(root: Path) -> str | None:
     if host is None or not host.is_file():
         return None
     try:
-        text = host.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
+        text = read_capped(host, cap=_MAX_READ, what="apk's installed database",
+                           error=UndecidedError).decode("utf-8", errors="replace")
+    except MuslPbsError:
+        return None  # unreadable or absurdly large: no evidence
     for block in text.split("\n\n"):
         fields = dict(line.split(":", 1) for line in block.splitlines() if ":" in line)
         if fields.get("P") == "musl" and "V" in fields:

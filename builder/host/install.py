@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
-import tarfile
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.errors import NoFittingArchiveError, NotOurArchiveError
+from builder.errors import (
+    ChecksumMismatchError,
+    ManifestMissingError,
+    NoFittingArchiveError,
+    NotOurArchiveError,
+    UnwritableOutputError,
+    UsageError,
+)
 from builder.host.detect import Detection
-from builder.lowlevel.safetar import extract_all
+from builder.lowlevel.boundedio import CAP_MANIFEST, CAP_METADATA
+from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
+from builder.lowlevel.jsonio import expect_object, read_json
+from builder.lowlevel.outdir import check_writable_dir, unwritable
 from builder.naming import parse_archive_name
 from builder.platforms import ARCHES, get_arch
 from builder.release.uvmeta import version_sort_key
 from builder.stages.pack import sha256_file
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -38,8 +49,30 @@ def _vkey(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split(".") if p.isdigit())
 
 
+def _manifest_facts(path: Path) -> tuple[str | None, str | None]:
+    """(sha256 of the .tar.gz, musl version needed) from a manifest beside an archive."""
+    manifest = expect_object(
+        read_json(path, cap=CAP_MANIFEST, what="a manifest", error=NotOurArchiveError),
+        str(path), "a manifest", NotOurArchiveError)
+    entry = manifest.get("archives", {})
+    entry = entry.get("tar.gz") if isinstance(entry, dict) else None
+    sha = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise NotOurArchiveError(f"{path}: archives.tar.gz.sha256 is not a sha256 "
+                                 f"(got {_short(sha)})")
+    musl = manifest.get("musl_version_needed")
+    if musl is not None and not isinstance(musl, str):
+        raise NotOurArchiveError(f"{path}: musl_version_needed must be a string "
+                                 f"(got {_short(musl)})")
+    return sha.lower(), musl or None
+
+
 def candidates_from_dir(directory: Path) -> list[Candidate]:
     """Archives of a release directory, with sha256 and musl floor from their manifests."""
+    if not directory.is_dir():
+        raise NotOurArchiveError(
+            f"--from {directory}: neither a release directory nor a download-metadata.json"
+        )
     out = []
     for archive in sorted(directory.glob("cpython-*-musl.tar.gz")):
         name = parse_archive_name(archive.name)
@@ -47,42 +80,64 @@ def candidates_from_dir(directory: Path) -> list[Candidate]:
             continue
         manifest_path = archive.with_name(name.manifest)
         sha = musl = None
-        if manifest_path.is_file():
-            manifest = json.loads(manifest_path.read_text())
-            sha = manifest.get("archives", {}).get("tar.gz", {}).get("sha256")
-            musl = manifest.get("musl_version_needed") or None
+        if manifest_path.exists() or manifest_path.is_symlink():
+            sha, musl = _manifest_facts(manifest_path)
         out.append(Candidate(name.version, name.arch.alpine, archive, sha, musl))
     return out
 
 
+def _metadata_entry(path: Path, key: str, entry: Any) -> Candidate | None:
+    """One entry of a download-metadata.json: a local musl archive, or None to skip it."""
+    where = f"{path}: entry {key!r}"
+    if not isinstance(entry, dict):
+        raise NotOurArchiveError(f"{where} must be an object, not {_short(entry)}")
+    if entry.get("libc") != "musl" or entry.get("os") != "linux":
+        return None
+    url = entry.get("url")
+    if not isinstance(url, str) or not url:
+        raise NotOurArchiveError(f"{where} has no 'url' string")
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        local = Path(urllib.parse.unquote(parsed.path))
+    elif parsed.scheme == "":
+        local = (path.parent / url).resolve()
+    else:
+        return None  # remote downloads are uv's job
+    name = parse_archive_name(local.name)
+    arch = name.arch.alpine if name else None
+    if arch is None:
+        family = entry.get("arch")
+        family = family.get("family") if isinstance(family, dict) else None
+        arch = next((a.alpine for a in ARCHES.values() if a.uv_family == family), None)
+    if arch is None:
+        return None
+    parts = [entry.get(k) for k in ("major", "minor", "patch")]
+    if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in parts):
+        raise NotOurArchiveError(f"{where}: major, minor and patch must be numbers "
+                                 f"(got {_short(parts)})")
+    sha = entry.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or not _SHA256.fullmatch(sha)):
+        raise NotOurArchiveError(f"{where}: sha256 is not a sha256 (got {_short(sha)})")
+    return Candidate(".".join(map(str, parts)), arch, local, sha.lower() if sha else None, None)
+
+
 def candidates_from_metadata(path: Path) -> list[Candidate]:
     """Entries of a uv download-metadata.json with ``libc: musl`` and a local file URL."""
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise NotOurArchiveError(f"{path}: not a readable download-metadata.json ({e})") from None
+    data = expect_object(
+        read_json(path, cap=CAP_METADATA, what="a download-metadata.json",
+                  error=NotOurArchiveError),
+        str(path), "a download-metadata.json", NotOurArchiveError)
     out = []
-    for _key, entry in sorted(data.items()):
-        if entry.get("libc") != "musl" or entry.get("os") != "linux":
-            continue
-        url = str(entry.get("url", ""))
-        parsed = urllib.parse.urlparse(url)
-        if parsed.scheme == "file":
-            local = Path(urllib.parse.unquote(parsed.path))
-        elif parsed.scheme == "":
-            local = (path.parent / url).resolve()
-        else:
-            continue  # remote downloads are uv's job
-        name = parse_archive_name(local.name)
-        arch = name.arch.alpine if name else None
-        if arch is None:
-            family = entry.get("arch", {}).get("family")
-            arch = next((a.alpine for a in ARCHES.values() if a.uv_family == family), None)
-        if arch is None:
-            continue
-        version = f"{entry['major']}.{entry['minor']}.{entry['patch']}"
-        out.append(Candidate(version, arch, local, entry.get("sha256"), None))
+    for key, entry in sorted(data.items()):
+        cand = _metadata_entry(path, key, entry)
+        if cand is not None:
+            out.append(cand)
     return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def choose(cands: list[Candidate], detection: Detection, version: str | None) -> Candidate:
@@ -121,26 +176,56 @@ def choose(cands: list[Candidate], detection: Detection, version: str | None) ->
     return best
 
 
-def install(candidate: Candidate, dest: Path, *, force: bool = False) -> Path:
-    """Check the sha256, unpack to a temporary sibling of ``dest``, rename into place."""
+def _expected_sha256(candidate: Candidate, given: str | None) -> str:
+    """The sha256 the archive must have: the release's, or ``given`` (--sha256)."""
+    if given is not None:
+        given = given.lower()
+        if not _SHA256.fullmatch(given):
+            raise UsageError(f"--sha256 {given!r}: expected 64 hexadecimal digits")
+        if candidate.sha256 is not None and candidate.sha256 != given:
+            raise ChecksumMismatchError(
+                f"{candidate.path.name}: --sha256 {given} is not the release's "
+                f"{candidate.sha256}",
+                hint="check which file you meant; do not install a file that does not match",
+            )
+        return given
+    if candidate.sha256 is None:
+        raise ManifestMissingError(
+            f"{candidate.path.name}: no manifest or download-metadata gives its sha256, "
+            "so nothing vouches for it"
+        )
+    return candidate.sha256
+
+
+def install(candidate: Candidate, dest: Path, *, force: bool = False,
+            sha256: str | None = None) -> Path:
+    """Check the sha256, unpack to a temporary sibling of ``dest``, rename into place.
+
+    An archive is unpacked only when its sha256 is known (from its manifest, the
+    download-metadata, or ``sha256``) and matches.
+    """
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise UnwritableOutputError(f"--dir {dest}: exists and is not a directory")
     if dest.exists() and not force:
         raise NoFittingArchiveError(f"{dest} already exists", hint="pass --force to replace it")
     if not candidate.path.is_file():
         raise NotOurArchiveError(f"{candidate.path}: no such file")
-    if candidate.sha256:
-        actual = sha256_file(candidate.path)
-        if actual != candidate.sha256:
-            raise NotOurArchiveError(
-                f"{candidate.path.name}: sha256 {actual} does not match the release's "
-                f"{candidate.sha256}",
-                hint="download it again; do not install a file that does not match",
-            )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    expected = _expected_sha256(candidate, sha256)
+    actual = sha256_file(candidate.path)
+    if actual != expected:
+        raise NotOurArchiveError(
+            f"{candidate.path.name}: sha256 {actual} does not match the expected {expected}",
+            hint="download it again; do not install a file that does not match",
+        )
+    check_writable_dir(dest.parent, "--dir's parent")
     try:
-        with tarfile.open(candidate.path) as tar:
-            extract_all(tar, tmp)
-        top = tmp / "python"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as e:
+        raise unwritable(e, f"--dir {dest}") from None
+    try:
+        extract(candidate.path, tmp / "tree", ARCHIVE_LIMITS, label=candidate.path.name)
+        top = tmp / "tree" / "python"
         if not (top / "bin" / "python3").exists():
             raise NotOurArchiveError(f"{candidate.path.name} holds no python/bin/python3")
         if dest.exists():

@@ -13,7 +13,7 @@ import io
 import os
 import tarfile
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
 from builder.errors import ContainerCommandError, DockerUnavailableError, ImageNotFoundError
 
@@ -29,6 +30,14 @@ KEEP_ENV = "MUSL_PBS_KEEP_CONTAINERS"
 _IDLE_COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
 
 OutputCallback = Callable[[str], None]
+
+# What the SDK raises when the engine goes away under a request or a stream.
+ENGINE_GONE: tuple[type[BaseException], ...] = (
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,  # the builtin: a reset or closed socket
+)
+_ENGINE_ERRORS: tuple[type[BaseException], ...] = (docker.errors.APIError, *ENGINE_GONE)
 
 
 def docker_client() -> Any:
@@ -39,6 +48,20 @@ def docker_client() -> Any:
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         raise DockerUnavailableError(f"cannot reach the Docker engine: {e}") from None
     return client
+
+
+@contextlib.contextmanager
+def engine_errors(what: str) -> Iterator[None]:
+    """The engine stopping (or failing) in the middle of ``what``, as a typed error."""
+    try:
+        yield
+    except _ENGINE_ERRORS as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DockerUnavailableError(
+            f"the Docker engine failed during {what}: {first}",
+            hint="check that the engine is still running (`docker info`), then run the "
+            "same command again: nothing half-done is kept",
+        ) from None
 
 
 def ensure_image(client: Any, ref: str, platform: str, *, hint: str = "") -> None:
@@ -102,6 +125,10 @@ class Container:
         }
         if not self.network:
             kwargs["network_mode"] = "none"
+        if os.environ.get(KEEP_ENV) != "1":
+            # Removed by the engine too once it stops, even if we never get to (the engine
+            # stopped under us: it removes such containers when it starts again).
+            kwargs["auto_remove"] = True
         try:
             self._container = self._client.containers.create(
                 self.image, _IDLE_COMMAND, **kwargs
@@ -138,8 +165,10 @@ class Container:
             pass
         except docker.errors.APIError:
             # Removal raced with the engine; try once more by name.
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(docker.errors.APIError, *ENGINE_GONE):
                 self._client.api.remove_container(self.name, force=True, v=True)
+        except ENGINE_GONE:
+            pass  # the engine stopped: auto_remove removes the container when it restarts
         self._container = None
 
     # -- commands -------------------------------------------------------------------------
@@ -206,21 +235,59 @@ class Container:
                 tar.add(str(path), arcname=name, recursive=True)
         self.put_tar(dest, buf.getvalue())
 
-    def export(self, dest: Path, *, on_bytes: Callable[[int], None] | None = None) -> None:
+    @contextlib.contextmanager
+    def export_stream(self) -> Iterator[ChunkReader]:
+        """The container's filesystem as a tar stream, read once (``docker export``)."""
+        chunks = self._container.export(chunk_size=1 << 20)
+        try:
+            yield ChunkReader(chunks, self.name)
+        finally:
+            with contextlib.suppress(Exception):
+                chunks.close()
+
+    def export(self, dest: Path) -> None:
         """Write the container's filesystem as a tar to ``dest`` (temp name, then rename)."""
         tmp = dest.with_name(dest.name + ".tmp")
-        total = 0
         try:
-            with tmp.open("wb") as f:
-                for chunk in self._container.export(chunk_size=1 << 20):
+            with self.export_stream() as stream, tmp.open("wb") as f:
+                while chunk := stream.read(1 << 20):
                     f.write(chunk)
-                    total += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(total)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
 
+
+class ChunkReader(io.RawIOBase):
+    """A file object over the chunks of an HTTP response (the Docker SDK's generators)."""
+
+    def __init__(self, chunks: Iterator[bytes], what: str) -> None:
+        self._chunks = chunks
+        self._what = what
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                chunk = next(self._chunks, b"")
+            except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+                raise DockerUnavailableError(
+                    f"the export of {self._what} broke off: {e}"
+                ) from None
+            if not chunk:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 def _platform_hint(platform: str) -> str:
     if platform.endswith("amd64"):

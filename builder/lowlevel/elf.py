@@ -8,6 +8,7 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
 
 ELF_MAGIC = b"\x7fELF"
 EF_ARM_ABI_FLOAT_HARD = 0x400
@@ -28,6 +29,8 @@ class ElfInfo:
     runpath: tuple[str, ...]  # DT_RUNPATH entries
     flags: int  # e_flags (ARM float ABI lives here)
     loads: tuple[tuple[int, int, int], ...] = ()  # PT_LOAD (p_offset, p_vaddr, p_align)
+    # .gnu.version_r: (library, version) pairs, e.g. ("libc.so.6", "GLIBC_2.34")
+    version_needs: tuple[tuple[str, str], ...] = ()
 
     @property
     def search_path(self) -> tuple[str, ...]:
@@ -79,7 +82,12 @@ def read_elf(path: Path) -> ElfInfo | None:
                     loads.append((seg["p_offset"], seg["p_vaddr"], seg["p_align"]))
                 if seg["p_type"] == "PT_INTERP":
                     interp = str(seg.get_interp_name())  # type: ignore[attr-defined]
+            version_needs: list[tuple[str, str]] = []
             for sec in elf.iter_sections():
+                if isinstance(sec, GNUVerNeedSection):
+                    for verneed, auxiliaries in sec.iter_versions():
+                        version_needs += [(str(verneed.name), str(aux.name))
+                                          for aux in auxiliaries]
                 if not isinstance(sec, DynamicSection):
                     continue
                 for tag in sec.iter_tags():
@@ -105,6 +113,7 @@ def read_elf(path: Path) -> ElfInfo | None:
                 runpath=runpath,
                 flags=elf["e_flags"],
                 loads=tuple(loads),
+                version_needs=tuple(version_needs),
             )
     except (ELFError, OSError, ValueError, KeyError):
         return None

@@ -9,13 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+from builder.errors import StageError
+from builder.lowlevel.boundedio import read_capped
+
 _MAX_LINKS = 40
+# Caps on the files the build reads from an export (a real one is far below each).
+SMALL_FILE = 64 * 1024  # /etc/alpine-release, /etc/os-release, /etc/ld-musl-*.path
+APK_DB_CAP = 64 << 20  # /lib/apk/db/installed: ~1 MB with a thousand packages
 
 
 def resolve_in_root(root: Path, path: PurePosixPath | str) -> Path | None:
     """Resolve ``path`` (as seen from inside ``root``) to a host path under ``root``.
 
-    Returns None when a component is missing or the chain of links loops.
+    Returns None when a component is missing, cannot be looked at (permissions) or the
+    chain of links loops.
     The result is not itself a symlink.
     """
     pending = list(PurePosixPath("/", path).parts[1:])
@@ -30,11 +37,14 @@ def resolve_in_root(root: Path, path: PurePosixPath | str) -> Path | None:
                 parts.pop()
             continue
         host = root.joinpath(*parts, name)
-        if host.is_symlink():
+        if _is_link(host):
             links += 1
             if links > _MAX_LINKS:
                 return None
-            target = os.readlink(host)
+            try:
+                target = os.readlink(host)
+            except OSError:
+                return None
             if target.startswith("/"):
                 parts = []
             pending = list(PurePosixPath(target).parts) + pending
@@ -57,9 +67,31 @@ def link_chain(root: Path, path: PurePosixPath | str) -> list[PurePosixPath]:
         if parent is None:
             break
         host = parent / current.name
-        if not host.is_symlink():
+        if not _is_link(host):
             break
-        target = PurePosixPath(os.readlink(host))
+        try:
+            target = PurePosixPath(os.readlink(host))
+        except OSError:
+            break
         rel_parent = PurePosixPath("/", parent.relative_to(root).as_posix())
         current = target if target.is_absolute() else rel_parent / target
     return seen
+
+
+def read_in_root(root: Path, path: PurePosixPath | str, *, cap: int) -> str | None:
+    """The text of the regular file ``path`` as seen inside ``root`` (links followed inside
+    it), or None when there is none; :class:`InputTooLargeError` past ``cap`` bytes."""
+    host = resolve_in_root(root, path)
+    if host is None or not host.is_file():
+        return None
+    data = read_capped(host, cap=cap, what=f"{path} of the exported filesystem",
+                       error=StageError)
+    return data.decode("utf-8", errors="replace")
+
+
+def _is_link(host: Path) -> bool:
+    """``host.is_symlink()``, False too when it cannot be looked at (an unreadable dir)."""
+    try:
+        return host.is_symlink()
+    except OSError:
+        return False

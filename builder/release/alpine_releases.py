@@ -27,16 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from builder.config import Matrix
-from builder.errors import MalformedDocumentError, NetworkError, UsageError
+from builder.errors import InputTooLargeError, MalformedDocumentError, NetworkError, UsageError
+from builder.lowlevel.boundedio import CAP_DOCUMENT, read_capped_text
+from builder.lowlevel.jsonio import read_json
+from builder.lowlevel.yamlio import parse_yaml
 from builder.naming import target_key
 from builder.platforms import get_arch
 
 RELEASES_JSON = "releases.json"
 LATEST_RELEASES_YAML = "latest-releases.yaml"
-MAX_DOCUMENT = 8 << 20  # bytes read from a URL at most
+MAX_DOCUMENT = CAP_DOCUMENT  # bytes read from a URL or a file at most
 _BRANCH = re.compile(r"^v(\d+\.\d+)$")
 _RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
@@ -185,12 +186,15 @@ def parse_document(text: str, source: str) -> ReleaseDocument:
     data: Any
     try:
         data = json.loads(text)
-    except ValueError:
+    except RecursionError:
+        raise MalformedDocumentError(f"{source}: JSON nested too deeply") from None
+    except ValueError as json_error:
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
+            data, _node = parse_yaml(text, source, MalformedDocumentError)
+        except MalformedDocumentError as e:
             raise MalformedDocumentError(
-                f"{source}: neither JSON (releases.json) nor YAML (latest-releases.yaml): {e}"
+                f"{source}: neither JSON (releases.json: {json_error}) nor YAML "
+                f"(latest-releases.yaml: {e.message.removeprefix(source + ':')})"
             ) from None
     if isinstance(data, dict):
         if "release_branches" not in data:
@@ -223,28 +227,19 @@ def read_document(source: str, timeout: float = 20.0) -> ReleaseDocument:
                 hint="check the network, or pass a saved copy with --releases FILE",
             ) from None
         if len(body) > MAX_DOCUMENT:
-            raise MalformedDocumentError(f"{source}: larger than {MAX_DOCUMENT} bytes")
+            raise InputTooLargeError(f"{source}: over its cap of {MAX_DOCUMENT} bytes")
         text = body.decode("utf-8", errors="replace")
     else:
-        try:
-            text = Path(source).read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            raise UsageError(f"{source}: no such file") from None
-        except IsADirectoryError:
-            raise UsageError(f"{source}: is a directory, not a release document") from None
+        text = read_capped_text(Path(source), cap=MAX_DOCUMENT, what="a release document",
+                                error=UsageError)
     return parse_document(text, source)
 
 
 def load_state(path: Path) -> dict[str, dict[str, Any]]:
     """state.json -> {target key: entry}. A missing file is an empty state (all is new)."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return {}
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise MalformedDocumentError(f"{path}: not valid JSON: {e}") from None
+    data = read_json(path, cap=CAP_DOCUMENT, what="state.json", error=MalformedDocumentError)
     targets = data.get("targets") if isinstance(data, dict) else None
     if not isinstance(targets, dict):
         raise MalformedDocumentError(

@@ -28,9 +28,10 @@ failure leaves no half-written release.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,9 +42,12 @@ from builder.errors import (
     ChecksumMismatchError,
     DuplicateTargetError,
     ReleaseInputError,
+    SymlinkedInputError,
     UsageError,
 )
-from builder.lowlevel.jsonio import dumps
+from builder.lowlevel.boundedio import CAP_CHECKSUMS, CAP_MANIFEST, read_capped_text
+from builder.lowlevel.jsonio import dumps, expect_object, read_json
+from builder.lowlevel.outdir import check_writable_dir
 from builder.naming import (
     CHECKSUMS,
     MANIFEST_INDEX,
@@ -106,9 +110,11 @@ class Assembled:
 
 def _read_sums(path: Path) -> dict[str, str]:
     sums: dict[str, str] = {}
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return sums
-    for line in path.read_text().splitlines():
+    text = read_capped_text(path, cap=CAP_CHECKSUMS, what="a SHA256SUMS file",
+                            error=ReleaseInputError, follow_symlinks=False)
+    for line in text.splitlines():
         digest, _, name = line.partition("  ")
         if name:
             sums[name.lstrip("*")] = digest.strip().lower()
@@ -116,17 +122,23 @@ def _read_sums(path: Path) -> dict[str, str]:
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as e:
-        raise ReleaseInputError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ReleaseInputError(f"{path}: a manifest must be a JSON object")
-    return data
+    data = read_json(path, cap=CAP_MANIFEST, what="a manifest", error=ReleaseInputError,
+                     follow_symlinks=False)
+    return expect_object(data, str(path), "a manifest", ReleaseInputError)
+
+
+def _regular_file(path: Path, listed_in: str) -> None:
+    """``path`` is a regular file of its directory, not a link to one (never followed)."""
+    if path.is_symlink():
+        raise SymlinkedInputError(f"{path}: is a symbolic link (listed in {listed_in})")
+    if not path.is_file():
+        raise ReleaseInputError(f"{path}: missing (listed in {listed_in})")
 
 
 def find_targets(directory: Path) -> list[TargetInput]:
     """Every target in one `musl-pbs build` output directory (not recursive)."""
+    if directory.is_symlink():
+        raise SymlinkedInputError(f"{directory}: the input directory is a symbolic link")
     if not directory.is_dir():
         raise ReleaseInputError(f"{directory}: not a directory")
     listed = _read_sums(directory / CHECKSUMS)
@@ -152,8 +164,7 @@ def find_targets(directory: Path) -> list[TargetInput]:
                 raise ReleaseInputError(
                     f"{path}: archives.{key} names {file!r}, not an archive of {name.stem}"
                 )
-            if not (directory / file).is_file():
-                raise ReleaseInputError(f"{directory / file}: missing (listed in {path.name})")
+            _regular_file(directory / file, path.name)
             archives[file] = digest.lower()
         archives_seen.update(archives)
         targets.append(TargetInput(directory, path, manifest, name, archives, listed))
@@ -199,10 +210,28 @@ def choose_build(
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
+    """Hard link (else copy) the regular file ``src``: never what a symbolic link names,
+    even one swapped in after the inputs were checked."""
     try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SymlinkedInputError(f"{src}: is a symbolic link") from None
+        raise ReleaseInputError(f"{src}: cannot read: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as fin:
+        st = os.fstat(fin.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ReleaseInputError(f"{src}: not a regular file")
+        try:
+            os.link(src, dest, follow_symlinks=False)
+        except OSError:
+            with dest.open("xb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            return
+        linked = dest.lstat()
+        if (linked.st_dev, linked.st_ino) != (st.st_dev, st.st_ino):
+            dest.unlink()
+            raise SymlinkedInputError(f"{src}: changed while it was being linked")
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -241,6 +270,10 @@ def make_state(
 
 
 def _prepare_out(out: Path, inputs: Sequence[Path]) -> None:
+    if out.is_symlink():
+        raise UsageError(f"--out {out}: is a symbolic link",
+                         hint="name the release directory itself")
+    check_writable_dir(out.parent, "--out's parent")
     if out.exists():
         if not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")
@@ -304,7 +337,7 @@ def assemble(
             os.link(tmp / t.name.gz, tmp / pbs)
             sums[pbs] = sums[t.name.gz]
             _link_or_copy(t.manifest_path, tmp / t.name.manifest)
-            if (t.directory / t.name.sbom).is_file():
+            if (t.directory / t.name.sbom).exists() or (t.directory / t.name.sbom).is_symlink():
                 _link_or_copy(t.directory / t.name.sbom, tmp / t.name.sbom)
         manifests = sorted((t.manifest for t in targets), key=lambda m: str(m.get("name")))
         (tmp / CHECKSUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))

@@ -1,8 +1,18 @@
-"""acquire: Alpine container -> apk add -> Python facts + package list -> exported rootfs."""
+"""acquire: Alpine container -> apk add -> Python facts + package list -> exported rootfs.
+
+The export streams from ``docker export`` straight into :func:`builder.lowlevel.extract.extract`
+(one pass, no tar on disk): ``<out>/rootfs/`` is the container's filesystem minus what can
+never reach an archive. Every fact is then read from that tree through
+:func:`builder.lowlevel.rootfs.resolve_in_root`, as the loader would see it (``/lib`` may be a
+link to ``usr/lib``).
+"""
 
 from __future__ import annotations
 
+import copy
 import json
+import posixpath
+import shutil
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -12,13 +22,23 @@ from builder.config import Recipe
 from builder.errors import ContainerCommandError, StageError
 from builder.lowlevel.apkdb import ApkPackage, parse_installed, upstream_version
 from builder.lowlevel.container import Container, docker_client, ensure_image
+from builder.lowlevel.extract import ROOTFS_LIMITS, extract
 from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.rootfs import APK_DB_CAP, SMALL_FILE, read_in_root
 from builder.platforms import Arch
 from builder.progress import Reporter
 
 APK_DB = PurePosixPath("/lib/apk/db/installed")
 ALPINE_RELEASE = PurePosixPath("/etc/alpine-release")
-ROOTFS_NAME = "rootfs.tar"
+OS_RELEASE = PurePosixPath("/etc/os-release")
+ROOTFS_NAME = "rootfs"
+# Never read by a build: kernel and runtime trees, caches, logs, manual and info pages.
+# (Nothing a library, python3, the apk database or the release files could live in.)
+EXPORT_SKIP = (
+    "dev", "proc", "sys", "run", "tmp", "var/tmp", "var/cache", "var/log",
+    "usr/share/man", "usr/share/doc", "usr/share/info", "usr/share/gtk-doc",
+    "root/.cache",
+)
 FACTS_NAME = "acquire.json"
 _MARK = "@@musl-pbs-facts@@"
 
@@ -71,7 +91,7 @@ class PythonFacts:
 
 @dataclass(frozen=True)
 class Acquired:
-    """What acquire leaves in its directory: ``rootfs.tar`` and ``acquire.json``."""
+    """What acquire leaves in its directory: ``rootfs/`` and ``acquire.json``."""
 
     directory: Path
     arch: str
@@ -124,18 +144,58 @@ class Acquired:
         )
 
 
-def _read_members(rootfs: Path, *paths: PurePosixPath) -> dict[PurePosixPath, str]:
-    """The text of the regular files ``paths`` in the exported tar, in one pass."""
-    wanted = {str(p).lstrip("/"): p for p in paths}
-    found: dict[PurePosixPath, str] = {}
-    with tarfile.open(rootfs) as tar:
-        for member in tar:
-            name = member.name.lstrip("./").rstrip("/")
-            if name in wanted and member.isfile():
-                f = tar.extractfile(member)
-                if f is not None:
-                    found[wanted[name]] = f.read().decode("utf-8", errors="replace")
-    return found
+def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """What an exported root filesystem needs before the generic extraction rules.
+
+    Names lose their leading ``/`` or ``./``; absolute symlinks become relative ones with
+    the same meaning inside the root (``/bin/sh -> /bin/busybox`` is ``busybox``); links
+    that would still leave the tree are refused by the extraction.
+    """
+    name = member.name.lstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    if not name or name == ".":
+        return None
+    out = copy.copy(member)
+    out.name = name
+    if member.issym() and member.linkname.startswith("/"):
+        # normpath of an absolute path stops ``..`` at ``/``, as the kernel does.
+        target = posixpath.normpath(member.linkname).lstrip("/") or "."
+        out.linkname = posixpath.relpath(target, posixpath.dirname(name) or ".")
+    elif member.islnk():
+        out.linkname = member.linkname.lstrip("/")
+    return out
+
+
+def skip_in_export(name: str) -> bool:
+    """Is ``name`` (normalised, relative) under a tree no build reads?"""
+    return any(name == s or name.startswith(s + "/") for s in EXPORT_SKIP)
+
+
+def export_root(container: Container, dest: Path) -> None:
+    """Stream ``docker export`` of ``container`` into the new directory ``dest``."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    with container.export_stream() as stream:
+        extract(stream, dest, ROOTFS_LIMITS, transform=rootfs_transform, skip=skip_in_export,
+                label=f"the export of {container.image}")
+
+
+def release_of(root: Path) -> str:
+    """``/etc/alpine-release``, else ``VERSION_ID`` of ``/etc/os-release``, else empty."""
+    release = read_in_root(root, ALPINE_RELEASE, cap=SMALL_FILE)
+    if release is not None and release.strip():
+        return release.strip()
+    for line in (read_in_root(root, OS_RELEASE, cap=SMALL_FILE) or "").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "VERSION_ID":
+            return value.strip().strip("'\"")
+    return ""
+
+
+def installed_packages(root: Path) -> list[ApkPackage]:
+    """The records of the apk database of ``root`` (none when it has no database)."""
+    return parse_installed(read_in_root(root, APK_DB, cap=APK_DB_CAP) or "")
 
 
 def musl_version_of(packages: list[ApkPackage] | tuple[ApkPackage, ...]) -> str:
@@ -194,15 +254,15 @@ def acquire(
             )
         facts = PythonFacts.from_json(json.loads(facts_line[len(_MARK):]))
         reporter.stage("acquire", f"exporting the filesystem (Python {facts.version})")
-        c.export(out_dir / ROOTFS_NAME)
-    texts = _read_members(out_dir / ROOTFS_NAME, APK_DB, ALPINE_RELEASE)
-    packages = parse_installed(texts.get(APK_DB, ""))
+        export_root(c, out_dir / ROOTFS_NAME)
+    root = out_dir / ROOTFS_NAME
+    packages = installed_packages(root)
     if not packages:
         raise StageError(
             f"the exported filesystem of {image} has no package records in {APK_DB}",
             hint="build from an Alpine image (or an Alpine-like one that keeps apk's database)",
         )
-    release = texts.get(ALPINE_RELEASE, "")
+    release = release_of(root)
     result = Acquired(
         directory=out_dir,
         arch=arch.alpine,
@@ -210,7 +270,7 @@ def acquire(
         image_id=image_id,
         image_digests=image_digests,
         platform=arch.docker_platform,
-        alpine_release=release.strip(),
+        alpine_release=release,
         musl_version=musl_version_of(packages),
         python=facts,
         packages=tuple(packages),

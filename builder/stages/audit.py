@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from builder.lowlevel.elf import is_elf, read_elf
-from builder.platforms import Arch, is_musl_libc_name
+from builder.errors import MuslPbsError, VerifyFailedError
+from builder.lowlevel.boundedio import MIB, read_capped_text
+from builder.lowlevel.elf import ElfInfo, is_elf, read_elf
+from builder.platforms import Arch, is_glibc_only_name, is_musl_libc_name
 from builder.stages.closure import Requester, find_library
-from builder.stages.relocate import prefix_pattern
+from builder.stages.relocate import PLACEHOLDER, prefix_pattern
+
+# Every rule of the audit, in report order (Finding.check is one of these).
+AUDIT_RULES = ("elf-machine", "elf-interpreter", "elf-segments", "rpath", "needed",
+               "needed-path", "glibc", "symlink", "prefix", "shebang", "externally-managed",
+               "layout")
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,11 @@ class Finding:
 
 
 _BUILD_PREFIX = prefix_pattern("/usr")
+CAP_TEXT = 16 * MIB  # a text file audited (sysconfigdata is ~50 KiB)
+# sysconfig values that say where things are installed: relocate puts them at PLACEHOLDER.
+_INSTALL_DIRS = ("prefix", "exec_prefix", "BINDIR", "LIBDIR", "INCLUDEDIR", "INCLUDEPY",
+                 "CONFINCLUDEPY", "LIBDEST", "BINLIBDEST", "DESTSHARED", "LIBPL", "LIBPC",
+                 "datarootdir")
 
 
 def _in_root(tree: Path, path: Path) -> PurePosixPath:
@@ -68,14 +83,24 @@ def audit_elves(tree: Path, arch: Arch) -> list[Finding]:
                                         f"{arch.max_page_size:#x}-byte pages {arch.alpine} "
                                         "kernels may use"))
         for entry in info.rpath + info.runpath:
-            if not entry.startswith(("$ORIGIN", "${ORIGIN}")):
+            if "$" in entry.replace("${ORIGIN}", "").replace("$ORIGIN", ""):
+                findings.append(Finding("rpath", rel, f"RPATH/RUNPATH entry {entry!r} holds a "
+                                        "$ token other than $ORIGIN: musl then ignores the "
+                                        "whole RPATH"))
+            elif not entry.startswith(("$ORIGIN", "${ORIGIN}")):
                 findings.append(Finding("rpath", rel, f"RPATH/RUNPATH entry {entry!r} is not "
                                         "$ORIGIN-relative"))
+        findings += _glibc_findings(rel, info)
         me = Requester(_in_root(tree, path), info)
         # dlopen counts the main program as a requester: its rpath is searched too.
         chain = [me] + [r for r in interpreters if r.path != me.path]
         for name in info.needed:
-            if is_musl_libc_name(name):
+            if "/" in name:
+                findings.append(Finding("needed-path", rel, f"DT_NEEDED {name!r} is a path, "
+                                        "not a library name: the loader opens exactly that "
+                                        "file, wherever the archive is"))
+                continue
+            if is_glibc_only_name(name) or is_musl_libc_name(name):
                 continue
             if find_library(root, name, chain, ()) is None:
                 searched = ", ".join(info.search_path) or "no RPATH"
@@ -89,6 +114,111 @@ def audit_elves(tree: Path, arch: Arch) -> list[Finding]:
     return findings
 
 
+def _glibc_findings(rel: str, info: ElfInfo) -> list[Finding]:
+    """glibc's sonames and symbol versions: such an object was linked against glibc."""
+    out = [Finding("glibc", rel, f"needs {name}, a glibc library: this object was "
+                   "linked against glibc, not musl")
+           for name in info.needed if is_glibc_only_name(name)]
+    versions = sorted({v for _lib, v in info.version_needs if v.startswith("GLIBC_")})
+    if versions:
+        out.append(Finding("glibc", rel, "needs glibc symbol versions "
+                           f"{', '.join(versions[:4])}{' ...' if len(versions) > 4 else ''} "
+                           "(.gnu.version_r): musl has none of them"))
+    return out
+
+
+def audit_links(tree: Path) -> list[Finding]:
+    """Every symbolic link stays inside python/ (judged by its target, not followed)."""
+    root = tree.parent
+    findings: list[Finding] = []
+    for dirpath, dirs, files in os.walk(tree):
+        for name in sorted(dirs + files):
+            p = Path(dirpath, name)
+            if not p.is_symlink():
+                continue
+            rel = p.relative_to(root).as_posix()
+            target = os.readlink(p)
+            lands = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+            if target.startswith("/") or not (lands == tree.name
+                                              or lands.startswith(tree.name + "/")):
+                findings.append(Finding("symlink", rel, f"points to {target!r}, outside "
+                                        f"{tree.name}/: it breaks (or leaks) once unpacked"))
+    return findings
+
+
+def _read(p: Path) -> str | None:
+    try:
+        return read_capped_text(p, cap=CAP_TEXT, what="a text file", error=VerifyFailedError,
+                                follow_symlinks=False)
+    except MuslPbsError:
+        return None
+
+
+def _sysconfig_findings(rel: str, text: str) -> list[Finding]:
+    """The relocatable form relocate writes: prefixes at the placeholder, and the hook."""
+    data = None
+    try:
+        for node in ast.parse(text).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id == "build_time_vars"):
+                data = ast.literal_eval(node.value)
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        return [Finding("prefix", rel, "no build_time_vars dictionary that can be read")]
+    out = []
+    for key in _INSTALL_DIRS:
+        value = data.get(key)
+        if isinstance(value, str) and value != PLACEHOLDER and not value.startswith(
+            PLACEHOLDER + "/"
+        ):
+            out.append(Finding("prefix", rel, f"{key} is {value[:80]!r}: a build prefix, "
+                               f"not the relocatable {PLACEHOLDER}"))
+    if "_musl_pbs_relocate" not in text:
+        out.append(Finding("prefix", rel, "lacks the relocation code relocate appends"))
+    return out
+
+
+def _makefile_findings(rel: str, text: str) -> list[Finding]:
+    out = []
+    for m in re.finditer(r"^(prefix|exec_prefix)[ \t]*:?=[ \t]*(.*)$", text, re.M):
+        key, value = m.group(1), m.group(2).strip()
+        if value.startswith("/"):
+            out.append(Finding("prefix", rel, f"{key} is {value[:80]!r}: a build prefix, "
+                               "not relative to the Makefile"))
+    return out
+
+
+def _shebang_findings(tree: Path) -> list[Finding]:
+    """Scripts that are not Python must name a system interpreter, never a build path."""
+    root = tree.parent
+    findings = []
+    for dirpath, _dirs, files in os.walk(tree):
+        for name in sorted(files):
+            p = Path(dirpath, name)
+            if name.endswith((".py", ".pyc")) or p.is_symlink() or not p.is_file():
+                continue
+            try:
+                with p.open("rb") as f:
+                    head = f.read(256).split(b"\n", 1)[0]
+            except OSError:
+                continue
+            words = [w.decode(errors="replace") for w in head[2:].split()]
+            if not head.startswith(b"#!") or not words:
+                continue
+            interp = words[0]
+            program = words[1] if interp == "/usr/bin/env" and len(words) > 1 else interp
+            if posixpath.basename(program).startswith("python"):
+                continue  # Python scripts: relocate gives them a trampoline (bin/ rule)
+            if interp.startswith("/bin/") or interp == "/usr/bin/env":
+                continue
+            findings.append(Finding("shebang", p.relative_to(root).as_posix(),
+                                    f"shebang names {interp!r}: a build path, not a system "
+                                    "interpreter (/bin/sh)"))
+    return findings
+
+
 def audit_text(tree: Path, minor: str) -> list[Finding]:
     """sysconfig data, pkg-config files, python-config and shebangs must not name /usr."""
     root = tree.parent
@@ -96,24 +226,37 @@ def audit_text(tree: Path, minor: str) -> list[Finding]:
     stdlib = tree / "lib" / f"python{minor}"
     candidates = [*stdlib.glob("_sysconfigdata_*.py"), *(tree / "lib" / "pkgconfig").glob("*.pc")]
     for p in candidates:
-        if p.is_symlink():
+        text = None if p.is_symlink() else _read(p)
+        if text is None:
             continue
-        for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1):
+        rel = p.relative_to(root).as_posix()
+        for n, line in enumerate(text.splitlines(), 1):
             if _BUILD_PREFIX.search(line) and "TZPATH" not in line:
-                findings.append(Finding("prefix", p.relative_to(root).as_posix(),
+                findings.append(Finding("prefix", rel,
                                         f"line {n} names /usr: {line.strip()[:100]}"))
                 break
+        if p.suffix == ".py":
+            findings += _sysconfig_findings(rel, text)
+        else:
+            findings += _makefile_findings(rel, text)  # prefix= of a .pc file: same rule
+    for mk in sorted(stdlib.glob("config-*/Makefile")):
+        text = None if mk.is_symlink() else _read(mk)
+        if text is not None:
+            findings += _makefile_findings(mk.relative_to(root).as_posix(), text)
     bindir = tree / "bin"
     for p in sorted(bindir.iterdir()) if bindir.is_dir() else []:
         if p.is_symlink() or not p.is_file() or is_elf(p):
             continue
-        head = p.read_bytes()[:256].split(b"\n", 1)[0]
-        if head.startswith(b"#!") and b"python" in head and head.split()[0] != b"#!/bin/sh":
+        text = _read(p)
+        if text is None:
+            continue
+        head = text[:256].split("\n", 1)[0]
+        if head.startswith("#!") and "python" in head and head.split()[0] != "#!/bin/sh":
             findings.append(Finding("shebang", p.relative_to(root).as_posix(),
-                                    f"shebang {head.decode(errors='replace')} is not relocatable"))
-        text = p.read_text(errors="replace")
-        if head.startswith(b"#!/bin/sh") and _BUILD_PREFIX.search(text):
+                                    f"shebang {head} is not relocatable"))
+        if head.startswith("#!/bin/sh") and _BUILD_PREFIX.search(text):
             findings.append(Finding("prefix", p.relative_to(root).as_posix(), "names /usr"))
+    findings += _shebang_findings(tree)
     if (stdlib / "EXTERNALLY-MANAGED").exists():
         findings.append(Finding("externally-managed",
                                 (stdlib / "EXTERNALLY-MANAGED").relative_to(root).as_posix(),

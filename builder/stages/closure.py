@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from builder.errors import UnsafeElfError
 from builder.lowlevel.elf import ElfInfo, read_elf
-from builder.lowlevel.rootfs import resolve_in_root
+from builder.lowlevel.rootfs import SMALL_FILE, read_in_root, resolve_in_root
 from builder.platforms import Arch, is_musl_libc_name
 
 DEFAULT_MUSL_PATH = tuple(PurePosixPath(d) for d in ("/lib", "/usr/local/lib", "/usr/lib"))
@@ -23,11 +24,20 @@ DEFAULT_MUSL_PATH = tuple(PurePosixPath(d) for d in ("/lib", "/usr/local/lib", "
 
 def system_search_dirs(root: Path, arch: Arch) -> tuple[PurePosixPath, ...]:
     """``/etc/ld-musl-ARCH.path`` of the root if present, else musl's built-in default."""
-    conf = resolve_in_root(root, f"/etc/ld-musl-{arch.musl_arch}.path")
-    if conf is not None and conf.is_file():
-        dirs = [d for d in conf.read_text().replace("\n", ":").split(":") if d.strip()]
-        return tuple(PurePosixPath(d.strip()) for d in dirs)
+    text = read_in_root(root, f"/etc/ld-musl-{arch.musl_arch}.path", cap=SMALL_FILE)
+    if text is not None:
+        dirs = [d.strip() for d in text.replace("\n", ":").split(":") if d.strip()]
+        return tuple(PurePosixPath(d) for d in dirs if d.startswith("/"))
     return DEFAULT_MUSL_PATH
+
+
+def check_needed_name(name: str, requester: PurePosixPath) -> None:
+    """A DT_NEEDED entry must be a plain file name: it becomes a file name in ``lib/``."""
+    if (not name or name in (".", "..") or "/" in name or "\0" in name
+            or len(name.encode("utf-8", "surrogateescape")) > 255):
+        raise UnsafeElfError(
+            f"{requester} needs {name!r}: a DT_NEEDED entry that is not a plain file name"
+        )
 
 
 def expand_rpath(entry: str, origin: PurePosixPath) -> PurePosixPath | None:
@@ -46,11 +56,14 @@ class Requester:
     elf: ElfInfo
 
     def rpath_dirs(self) -> list[PurePosixPath]:
+        """The expanded search path; empty when any entry holds a ``$`` token other than
+        ``$ORIGIN`` (musl's fixup_rpath then drops the whole path)."""
         out = []
         for entry in self.elf.search_path:
             d = expand_rpath(entry, self.path.parent)
-            if d is not None:
-                out.append(d)
+            if d is None:
+                return []
+            out.append(d)
         return out
 
 
@@ -70,10 +83,8 @@ def find_library(
     chain: Sequence[Requester],
     system_dirs: Iterable[PurePosixPath],
 ) -> tuple[PurePosixPath, Path] | None:
-    """Resolve one DT_NEEDED name for the requester ``chain[0]`` (then its requesters)."""
-    if "/" in name:
-        host = resolve_in_root(root, name)
-        return (PurePosixPath(name), host) if host is not None and host.is_file() else None
+    """Resolve the plain file name ``name`` for the requester ``chain[0]`` (then its
+    requesters)."""
     dirs: list[PurePosixPath] = []
     for req in chain:
         dirs.extend(req.rpath_dirs())
@@ -109,6 +120,7 @@ def compute_closure(
     while queue:
         req, chain = queue.pop(0)
         for name in req.elf.needed:
+            check_needed_name(name, req.path)
             result.needed_by.setdefault(name, []).append(req.path)
             if is_musl_libc_name(name) or name in result.libraries:
                 continue

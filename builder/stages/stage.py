@@ -1,4 +1,4 @@
-"""stage: safe extraction of the export, then exactly what the interpreter needs.
+"""stage: from the exported root, exactly what the interpreter needs.
 
 The staged tree is ``<out>/python/``: ``bin/``, ``include/``, ``lib/python3.X/``, libpython
 and the shared-library closure of the interpreter and every extension module in ``lib/``.
@@ -6,24 +6,20 @@ and the shared-library closure of the interpreter and every extension module in 
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import json
 import os
-import posixpath
 import shutil
 import stat
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.config import Recipe
-from builder.errors import StageError, UnsafeArchiveError
+from builder.errors import StageError, UnsafeElfError
 from builder.lowlevel.elf import is_elf
 from builder.lowlevel.jsonio import write_json
 from builder.lowlevel.rootfs import resolve_in_root
-from builder.lowlevel.safetar import extract_all
 from builder.platforms import Arch
 from builder.progress import Reporter
 from builder.stages.acquire import Acquired
@@ -34,40 +30,6 @@ STAGE_FACTS = "stage.json"
 # Programs of the python3 packages kept in bin/ (globs on the file name).
 BIN_PATTERNS = ("python*", "pydoc3*", "2to3*")
 ALWAYS_PRUNE = ("lib/python*/EXTERNALLY-MANAGED",)
-
-
-# -- safe extraction ----------------------------------------------------------------------
-def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    """What an exported root filesystem needs before the generic safety rules.
-
-    Names lose their leading ``/`` or ``./``; absolute symlinks become relative ones with
-    the same meaning inside the root (``/bin/sh -> /bin/busybox`` is ``busybox``); links
-    that would still leave the tree are refused by :func:`builder.lowlevel.safetar.check_member`.
-    """
-    name = member.name.lstrip("/")
-    while name.startswith("./"):
-        name = name[2:]
-    if not name or name == ".":
-        return None
-    out = copy.copy(member)
-    out.name = name
-    if member.issym() and member.linkname.startswith("/"):
-        target = posixpath.normpath(member.linkname.lstrip("/") or ".")
-        out.linkname = posixpath.relpath(target, posixpath.dirname(name) or ".")
-    elif member.islnk():
-        link = member.linkname.lstrip("/")
-        while link.startswith("./"):
-            link = link[2:]
-        out.linkname = link
-    return out
-
-
-def safe_extract(archive: Path, dest: Path) -> None:
-    try:
-        with tarfile.open(archive) as tar:
-            extract_all(tar, dest, rootfs_transform)
-    except tarfile.TarError as e:
-        raise UnsafeArchiveError(f"{archive}: not a readable tar archive: {e}") from None
 
 
 # -- selection ----------------------------------------------------------------------------
@@ -91,18 +53,44 @@ class Staged:
         return cls(directory, dict(data["bundled"]), dict(data["origins"]))
 
 
-def _copy_entry(src: Path, dst: Path) -> None:
-    """Copy one file or symlink; symlinks stay symlinks (made relative at extraction)."""
+def _inside(path: Path, root: Path, *, follow: bool) -> bool:
+    """Does ``path`` lie inside ``root``? Its directories are resolved, and its last part
+    too when ``follow`` (a file or tree read through it, not a link copied as a link)."""
+    if path.name in ("", ".", ".."):
+        return False
+    real = Path(os.path.realpath(path)) if follow else Path(
+        os.path.realpath(path.parent), path.name)
+    return real.is_relative_to(os.path.realpath(root))
+
+
+def _check_copy(src: Path, src_root: Path, dst: Path, dst_root: Path) -> None:
+    for path, root, follow in ((src, src_root, not src.is_symlink()), (dst, dst_root, False)):
+        if not _inside(path, root, follow=follow):
+            raise UnsafeElfError(
+                f"refusing to copy {src} to {dst}: {path} is not inside {root}",
+                hint="the exported filesystem (or the facts its python3 printed) "
+                "names a path outside the tree; build from another image",
+            )
+
+
+def _copy_entry(src_root: Path, src: Path, dst_root: Path, dst: Path) -> None:
+    """Copy one file or symlink (symlinks stay symlinks, relative since extraction),
+    both ends checked to lie inside their roots."""
+    _check_copy(src, src_root, dst, dst_root)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
     if src.is_symlink():
-        if dst.is_symlink() or dst.exists():
-            dst.unlink()
         os.symlink(os.readlink(src), dst)
     else:
         shutil.copy2(src, dst)
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
+def _copy_tree(src_root: Path, src: Path, dst_root: Path, dst: Path) -> None:
+    """Copy a directory (links inside it stay links; those leaving are dropped later)."""
+    if src.is_symlink():
+        src = Path(os.path.realpath(src))
+    _check_copy(src, src_root, dst, dst_root)
     shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
 
 
@@ -150,14 +138,16 @@ def _in_root(root: Path, path: str, what: str) -> Path:
 def stage(
     acquired: Acquired, recipe: Recipe, arch: Arch, out_dir: Path, reporter: Reporter
 ) -> Staged:
-    """Extract ``acquired.rootfs`` and keep exactly what the distribution needs."""
+    """Copy from ``acquired.rootfs`` exactly what the distribution needs."""
     facts = acquired.python
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    root = out_dir / "rootfs"
+    root = acquired.rootfs
+    if not root.is_dir():
+        raise StageError(f"{acquired.directory} holds no exported root ({root.name}/)",
+                         hint="run the acquire stage (`musl-pbs build`) again")
     tree = out_dir / TOP
-    reporter.stage("stage", f"extracting {acquired.rootfs.name} safely")
-    safe_extract(acquired.rootfs, root)
+    reporter.stage("stage", f"selecting from {root}")
 
     prefix = PurePosixPath(facts.prefix)
     minor = facts.minor
@@ -167,7 +157,7 @@ def stage(
     exe = PurePosixPath(facts.executable)
     exe_host = _in_root(root, str(exe), "interpreter")
     exe_name = f"python{minor}"
-    _copy_entry(exe_host, tree / "bin" / exe_name)
+    _copy_entry(root, exe_host, tree, tree / "bin" / exe_name)
     origins[f"bin/{exe_name}"] = str(exe)
     bin_host = resolve_in_root(root, prefix / "bin")
     if bin_host is not None:
@@ -177,7 +167,7 @@ def stage(
             ):
                 continue
             if entry.is_symlink() or not is_elf(entry):
-                _copy_entry(entry, tree / "bin" / entry.name)
+                _copy_entry(root, entry, tree, tree / "bin" / entry.name)
     for link in ("python3", "python"):
         p = tree / "bin" / link
         if p.is_symlink() or p.exists():
@@ -186,25 +176,25 @@ def stage(
 
     # lib/python3.X, include/python3.X
     stdlib_host = _in_root(root, facts.stdlib, "standard library")
-    _copy_tree(stdlib_host, tree / "lib" / f"python{minor}")
+    _copy_tree(root, stdlib_host, tree, tree / "lib" / f"python{minor}")
     include_host = resolve_in_root(root, facts.include)
     if include_host is not None and include_host.is_dir():
-        _copy_tree(include_host, tree / "include" / include_host.name)
+        _copy_tree(root, include_host, tree, tree / "include" / include_host.name)
 
     # libpython (+ its dev link, the abi3 stub) and pkg-config files.
     libdir = PurePosixPath(facts.libdir or str(prefix / "lib"))
     libdir_host = _in_root(root, str(libdir), "library directory")
     for entry in sorted(libdir_host.glob("libpython3*.so*")):
-        _copy_entry(entry, tree / "lib" / entry.name)
+        _copy_entry(root, entry, tree, tree / "lib" / entry.name)
         if not entry.is_symlink():
             origins[f"lib/{entry.name}"] = str(libdir / entry.name)
     pc_host = libdir_host / "pkgconfig"
     if pc_host.is_dir():
         for entry in sorted(pc_host.glob("python*.pc")):
-            _copy_entry(entry, tree / "lib" / "pkgconfig" / entry.name)
+            _copy_entry(root, entry, tree, tree / "lib" / "pkgconfig" / entry.name)
     if facts.instsoname and not (tree / "lib" / facts.instsoname).exists():
         src = _in_root(root, str(libdir / facts.instsoname), "libpython")
-        shutil.copy2(src, tree / "lib" / facts.instsoname)
+        _copy_entry(root, src, tree, tree / "lib" / facts.instsoname)
         origins[f"lib/{facts.instsoname}"] = str(libdir / facts.instsoname)
 
     _drop_dangling_links(tree)
@@ -234,7 +224,7 @@ def stage(
         )
     bundled: dict[str, str] = {}
     for name, (in_root, host) in sorted(closure.libraries.items()):
-        shutil.copy2(host.resolve(), tree / "lib" / name)
+        _copy_entry(root, host, tree, tree / "lib" / name)
         bundled[name] = str(in_root)
         origins[f"lib/{name}"] = str(in_root)
     reporter.detail(f"bundled {len(bundled)} libraries: {', '.join(sorted(bundled))}")
@@ -243,7 +233,6 @@ def stage(
         if not p.is_symlink():
             mode = p.stat().st_mode
             os.chmod(p, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
-    shutil.rmtree(root)
     staged = Staged(out_dir, bundled, origins)
     staged.save()
     return staged

@@ -19,15 +19,22 @@ from typing import Any
 
 import zstandard
 
-from builder.errors import NotOurArchiveError, UnsafeArchiveError
-from builder.lowlevel.container import Container, docker_client, ensure_image
+from builder.errors import (
+    InputTooLargeError,
+    MalformedArchiveError,
+    NotOurArchiveError,
+    UnsafeArchiveError,
+)
+from builder.lowlevel.boundedio import CAP_MANIFEST
+from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
+from builder.lowlevel.extract import ARCHIVE_LIMITS, OPEN_ERRORS, extract, open_tar
 from builder.lowlevel.images import derive_base_image
-from builder.lowlevel.safetar import extract_all
+from builder.lowlevel.jsonio import expect_object, parse_json, read_json
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
 from builder.progress import Reporter
-from builder.stages.audit import Finding, audit_elves, audit_text
+from builder.stages.audit import AUDIT_RULES, Finding, audit_elves, audit_links, audit_text
 from builder.stages.pack import BUILDINFO, sha256_file
 
 
@@ -83,13 +90,6 @@ class ArchiveIdentity:
     minor: str
 
 
-def _open_tar(archive: Path) -> tarfile.TarFile:
-    if archive.name.endswith(".tar.zst"):
-        data = zstandard.ZstdDecompressor().stream_reader(archive.open("rb"))
-        return tarfile.open(fileobj=data, mode="r|")
-    return tarfile.open(archive, mode="r:*")
-
-
 def plain_tar_bytes(archive: Path) -> bytes:
     if archive.name.endswith(".tar.zst"):
         with archive.open("rb") as f:
@@ -105,15 +105,24 @@ def identify(archive: Path) -> ArchiveIdentity:
     name = parse_archive_name(archive.name)
     info: dict[str, Any] | None = None
     tops: set[str] = set()
+    inner = f"{archive}:python/{BUILDINFO}"
     try:
-        with _open_tar(archive) as tar:
+        with open_tar(archive, ARCHIVE_LIMITS, archive.name) as tar:
             for member in tar:
                 tops.add(member.name.split("/", 1)[0])
                 if member.name == f"python/{BUILDINFO}" and member.isfile():
+                    if member.size > CAP_MANIFEST:
+                        raise InputTooLargeError(f"{inner}: {member.size} bytes, over its "
+                                                 f"cap of {CAP_MANIFEST} bytes")
                     f = tar.extractfile(member)
-                    info = json.loads(f.read()) if f else None
-    except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError, ValueError) as e:
+                    raw = f.read(CAP_MANIFEST + 1) if f else b""
+                    info = expect_object(parse_json(raw, inner, "the build info",
+                                                    NotOurArchiveError),
+                                         inner, "the build info", NotOurArchiveError)
+    except OPEN_ERRORS as e:
         raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e})") from None
+    except MalformedArchiveError as e:
+        raise NotOurArchiveError(f"{archive}: not a readable tar archive ({e.message})") from None
     if tops != {"python"} or info is None:
         raise NotOurArchiveError(
             f"{archive}: not a musl-pbs archive (top-level entries: "
@@ -123,8 +132,10 @@ def identify(archive: Path) -> ArchiveIdentity:
     manifest = None
     stem = archive.name.removesuffix(".tar.gz").removesuffix(".tar.zst")
     beside = archive.with_name(stem + ".json")
-    if beside.is_file():
-        manifest = json.loads(beside.read_text())
+    if beside.exists():
+        manifest = expect_object(
+            read_json(beside, cap=CAP_MANIFEST, what="a manifest", error=NotOurArchiveError),
+            str(beside), "a manifest", NotOurArchiveError)
     arch = get_arch(str(info.get("arch") or (name.arch.alpine if name else "")))
     version = str(info.get("python_version") or (name.version if name else ""))
     return ArchiveIdentity(name, info, manifest, arch, version, ".".join(version.split(".")[:2]))
@@ -134,9 +145,12 @@ def _checksum_result(archive: Path, ident: ArchiveIdentity) -> CheckResult | Non
     if ident.manifest is None:
         return None
     suffix = "tar.zst" if archive.name.endswith(".tar.zst") else "tar.gz"
-    expected = ident.manifest.get("archives", {}).get(suffix, {}).get("sha256")
-    if not expected:
-        return None
+    entry = ident.manifest.get("archives")
+    entry = entry.get(suffix) if isinstance(entry, dict) else None
+    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(expected, str) or not expected:
+        return CheckResult("checksum", False, f"its manifest records no archives.{suffix}"
+                           ".sha256", archive.name)
     actual = sha256_file(archive)
     return CheckResult("checksum", actual == expected,
                        "" if actual == expected else
@@ -148,18 +162,17 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
     reporter.stage("verify", "static audit (ELF headers, RPATHs, DT_NEEDED, text files)")
     results = []
     with tempfile.TemporaryDirectory(prefix="musl-pbs-audit-") as tmp:
-        with _open_tar(archive) as tar:
-            try:
-                extract_all(tar, Path(tmp))
-            except UnsafeArchiveError as e:
-                return [CheckResult("archive-safety", False, e.message, archive.name)]
-        tree = Path(tmp, "python")
-        findings: list[Finding] = audit_elves(tree, ident.arch) + audit_text(tree, ident.minor)
+        try:
+            extract(archive, Path(tmp, "tree"), ARCHIVE_LIMITS, label=archive.name)
+        except UnsafeArchiveError as e:
+            return [CheckResult("archive-safety", False, e.message, archive.name)]
+        tree = Path(tmp, "tree", "python")
+        findings: list[Finding] = (audit_elves(tree, ident.arch) + audit_links(tree)
+                                   + audit_text(tree, ident.minor))
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check, []).append(f)
-    for check in ("elf-machine", "elf-interpreter", "elf-segments", "rpath", "needed",
-                  "prefix", "shebang", "externally-managed", "layout"):
+    for check in AUDIT_RULES:
         got = by_check.get(check, [])
         if not got:
             results.append(CheckResult(f"static:{check}", True))
@@ -249,5 +262,6 @@ def verify_archive(
         release = str(ident.info.get("alpine_release") or "")
         tag = ".".join(release.split(".")[:2]) or "latest"
         base = image or derive_base_image(f"alpine:{tag}", ident.arch, reporter)
-        report.results += _run_checks(archive, ident, base, wh, reporter)
+        with engine_errors(f"verify in {base}"):
+            report.results += _run_checks(archive, ident, base, wh, reporter)
     return report

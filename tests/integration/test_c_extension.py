@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from builder.lowlevel.container import Container, docker_client
-from builder.lowlevel.safetar import extract_all
+from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
 from builder.stages.verify import plain_tar_bytes
 
 pytestmark = pytest.mark.docker
@@ -40,8 +39,7 @@ def test_extension_against_the_archive_headers(
     if shutil.which("musl-gcc") is None or shutil.which("pkg-config") is None:
         pytest.fail("musl-gcc and pkg-config are needed (.ci/setup installs them)")
     archive = next(built_x86_64.glob("cpython-*-linux-x86_64-musl.tar.gz"))
-    with tarfile.open(archive) as tar:
-        extract_all(tar, tmp_path / "host")
+    extract(archive, tmp_path / "host", ARCHIVE_LIMITS)
     tree = tmp_path / "host" / "python"
     pcs = sorted((tree / "lib" / "pkgconfig").glob("python-3.*-embed.pc"))
     assert pcs, "the archive has no pkg-config files (python3-dev missing?)"

@@ -1,0 +1,568 @@
+"""The one way musl-pbs unpacks a tar: each member judged by where it really lands.
+
+Used for the streamed ``docker export`` (acquire), ``install``, ``verify`` and tests.
+The source is a path (plain, gzip, zstd, xz or bzip2, told by its first bytes) or a binary
+stream read once from start to end (``tarfile``'s ``r|`` mode).
+
+Rules:
+
+- Names lose a leading ``./``; absolute names, ``..`` components and NUL bytes are refused.
+- Nothing is created through a symlink: each parent directory is opened with
+  ``O_NOFOLLOW`` relative to the one before (an ``openat`` walk from the destination), so
+  a symlink or a file on the way is an error, wherever it points.
+- A symlink's target is resolved against what is already on disk, earlier links included,
+  and must land inside the destination. Once the tree is complete every symlink is
+  resolved again (a later link can change where an earlier dangling one leads).
+- A hard link may only name a regular file this extraction already wrote.
+- Duplicate names: a later file, hard link or symlink replaces the earlier entry (tar's
+  rule, applied in archive order); a directory over a directory keeps it (the later mode
+  wins); a directory and a non-directory of the same name are an error.
+- Device nodes and FIFOs are skipped; sparse members are refused; setuid, setgid, sticky
+  and group/other write bits are dropped; ownership is never taken from the archive.
+- Caps (:class:`Limits`): member count, name length, bytes written, and expanded bytes per
+  compressed byte once past a floor (a decompression bomb stops early).
+- The tree is built under a hidden sibling of the destination and renamed into place only
+  when complete; on any failure (Ctrl-C included) it is removed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import errno
+import gzip
+import io
+import lzma
+import os
+import shutil
+import stat
+import tarfile
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol, cast
+
+import zstandard
+
+from builder.errors import (
+    ExtractionLimitError,
+    MalformedArchiveError,
+    UnsafeArchiveError,
+    UnwritableOutputError,
+)
+
+MiB = 1 << 20
+GiB = 1 << 30
+_MAX_HOPS = 40  # symlinks followed while resolving one target (Linux's MAXSYMLINKS)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = MiB
+# What a damaged or foreign stream raises while being read.
+READ_ERRORS: tuple[type[Exception], ...] = (
+    tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError,
+    zstandard.ZstdError, ValueError,
+)
+OPEN_ERRORS: tuple[type[Exception], ...] = (*READ_ERRORS, OSError)
+
+
+
+class ByteStream(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+# A transform sees each member first and returns it (maybe changed) or None to skip it.
+Transform = Callable[[tarfile.TarInfo], tarfile.TarInfo | None]
+# A skip predicate sees each normalised name; True drops the member unread.
+Skip = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps for one kind of input."""
+
+    max_bytes: int  # regular-file bytes written
+    max_members: int  # members read, skipped ones included
+    max_name: int = 4096  # bytes of a member's name or link target
+    max_ratio: float | None = None  # expanded / compressed bytes ...
+    ratio_floor: int = 32 * MiB  # ... checked once this much has been expanded
+
+
+# A built archive: CPython with its libraries is 50-250 MB unpacked, ratio 3-5.
+ARCHIVE_LIMITS = Limits(max_bytes=512 * MiB, max_members=100_000, max_name=1024, max_ratio=40)
+# A root filesystem exported by Docker (plain tar: no ratio).
+ROOTFS_LIMITS = Limits(max_bytes=16 * GiB, max_members=500_000)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    members: int  # members read
+    written: int  # regular-file bytes written
+    skipped: int  # members dropped by the skip predicate, the transform or the rules
+
+
+# -- reading ------------------------------------------------------------------------------
+class _Meter(io.RawIOBase):
+    """Counts the bytes read through it and calls ``check`` after each read."""
+
+    def __init__(self, raw: ByteStream, check: Callable[[], None] = lambda: None) -> None:
+        self._raw = raw
+        self._check = check
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.count += len(data)
+        self._check()
+        return data
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+# Header errors of tarfile (not in typeshed): a zero block ends an archive properly.
+_EOF_HEADER: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
+_SHORT_HEADER: tuple[type[Exception], ...] = (
+    tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError,  # type: ignore[attr-defined]
+)
+
+
+class _StrictInfo(tarfile.TarInfo):
+    """``tarfile`` ends an archive quietly at a damaged or missing header after the first
+    member; here only the end-of-archive marker (a zero block) ends it."""
+
+    @classmethod
+    def fromtarfile(cls, archive: tarfile.TarFile) -> _StrictInfo:
+        try:
+            return super().fromtarfile(archive)
+        except _EOF_HEADER:
+            raise
+        except tarfile.HeaderError as e:
+            what = "the archive ends" if isinstance(e, _SHORT_HEADER) else "a damaged header"
+            raise MalformedArchiveError(
+                f"{what} at byte {archive.offset} without the end-of-archive marker ({e})"
+            ) from None
+
+
+def _decompressor(magic: bytes, meter: _Meter) -> ByteStream:
+    source = cast(IO[bytes], meter)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=source, mode="rb")
+    if magic.startswith(b"\x28\xb5\x2f\xfd"):
+        reader: ByteStream = zstandard.ZstdDecompressor().stream_reader(
+            source, read_across_frames=True
+        )
+        return reader
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(source)
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(source)
+    return meter
+
+
+@contextlib.contextmanager
+def open_tar(
+    source: Path | ByteStream, limits: Limits, label: str = ""
+) -> Iterator[tarfile.TarFile]:
+    """``source`` as a tar read once in order, its decompression metered against
+    ``limits.max_ratio`` (:class:`ExtractionLimitError` as soon as it is exceeded)."""
+    label = label or str(source)
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, Path):
+            try:
+                f = stack.enter_context(source.open("rb"))
+                magic = f.read(6)
+                f.seek(0)
+            except OSError as e:
+                raise MalformedArchiveError(f"{label}: cannot read: {e.strerror}") from None
+            raw: ByteStream = f
+        else:
+            raw, magic = source, b""
+        compressed = _Meter(raw)
+        expanded_meter: _Meter
+
+        def check_ratio() -> None:
+            done = expanded_meter.count
+            if (limits.max_ratio is not None and done > limits.ratio_floor
+                    and done > limits.max_ratio * max(compressed.count, 1)):
+                raise ExtractionLimitError(
+                    f"{label}: {done // MiB} MiB expanded from {compressed.count // 1024} KiB "
+                    f"(more than {limits.max_ratio:g} times): refusing a decompression bomb"
+                )
+
+        inner = _decompressor(magic, compressed)
+        expanded_meter = _Meter(inner, check_ratio)
+        try:
+            tar = stack.enter_context(
+                tarfile.open(fileobj=cast(IO[bytes], expanded_meter), mode="r|",
+                             bufsize=_CHUNK, tarinfo=_StrictInfo)
+            )
+        except OPEN_ERRORS as e:
+            raise MalformedArchiveError(f"{label}: not a readable tar archive ({e})") from None
+        except MalformedArchiveError as e:  # the first header, read by tarfile.open
+            raise MalformedArchiveError(
+                f"{label}: not a readable tar archive ({e.message})"
+            ) from None
+        yield tar
+
+
+# -- names --------------------------------------------------------------------------------
+def _parts(name: str, label: str, limits: Limits, what: str = "name") -> tuple[str, ...]:
+    """``name`` split into components, or an error saying why it cannot land inside."""
+    if "\0" in name:
+        raise UnsafeArchiveError(f"{label}: refusing {what} {name!r}: it holds a NUL byte")
+    if len(name.encode("utf-8", "surrogateescape")) > limits.max_name:
+        raise ExtractionLimitError(
+            f"{label}: a member {what} is {len(name)} characters long "
+            f"(the cap is {limits.max_name}): {name[:80]!r}..."
+        )
+    if name.startswith("/"):
+        raise UnsafeArchiveError(f"{label}: refusing {name!r}: an absolute {what}")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{label}: refusing {name!r}: its {what} climbs with '..'")
+    for p in parts:
+        if len(p.encode("utf-8", "surrogateescape")) > 255:
+            raise ExtractionLimitError(
+                f"{label}: a path component of {name[:80]!r}... is longer than 255 bytes"
+            )
+    return parts
+
+
+def _check_link_text(target: str, label: str, limits: Limits) -> None:
+    """A symlink target's text: no NUL, not absurdly long (``..`` is judged on disk)."""
+    if "\0" in target or not target:
+        raise MalformedArchiveError(f"{label}: a symlink target is empty or holds a NUL byte")
+    if len(target.encode("utf-8", "surrogateescape")) > limits.max_name:
+        raise ExtractionLimitError(
+            f"{label}: a symlink target is {len(target)} characters long "
+            f"(the cap is {limits.max_name})"
+        )
+
+
+def _file_mode(mode: int) -> int:
+    mode = (mode & 0o755) | 0o600
+    return mode if mode & 0o100 else mode & ~0o011
+
+
+# -- writing ------------------------------------------------------------------------------
+class _Writer:
+    """Creates entries under ``root_fd`` without following any symlink."""
+
+    def __init__(self, top: Path, label: str, limits: Limits) -> None:
+        self.top = top
+        self.label = label
+        self.limits = limits
+        self.root_fd = os.open(top, _DIR_FLAGS)
+        self.kinds: dict[tuple[str, ...], str] = {}  # "reg", "dir", "sym" by real name
+        self.skipped_files: set[tuple[str, ...]] = set()
+        self.symlinks: list[tuple[tuple[str, ...], str]] = []
+        self.dirs: dict[tuple[str, ...], tuple[int, float]] = {}
+        self._cached: tuple[tuple[str, ...], int] | None = None
+
+    def close(self) -> None:
+        self._uncache()
+        os.close(self.root_fd)
+
+    def _uncache(self) -> None:
+        if self._cached is not None:
+            os.close(self._cached[1])
+            self._cached = None
+
+    def _where(self, parts: tuple[str, ...]) -> str:
+        return "/".join(parts) or "."
+
+    def _walk(self, parts: tuple[str, ...], create: bool) -> int:
+        """An fd of the real directory ``parts`` (the caller must not close it)."""
+        if self._cached is not None and self._cached[0] == parts:
+            return self._cached[1]
+        self._uncache()
+        fd = os.dup(self.root_fd)
+        try:
+            for i, part in enumerate(parts):
+                try:
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    self._write_call(os.mkdir, parts[: i + 1], part, 0o755, dir_fd=fd)
+                    self.kinds[parts[: i + 1]] = "dir"
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                    what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                    raise UnsafeArchiveError(
+                        f"{self.label}: refusing to write through "
+                        f"{self._where(parts[: i + 1])!r}: it is {what}"
+                    ) from None
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        self._cached = (parts, fd)
+        return fd
+
+    def _write_call(self, fn: Callable[..., object], parts: tuple[str, ...], *args: object,
+                    **kwargs: object) -> None:
+        try:
+            fn(*args, **kwargs)
+        except OSError as e:
+            raise UnwritableOutputError(
+                f"{self.label}: cannot write {self._where(parts)} under {self.top}: {e.strerror}"
+            ) from None
+
+    def _make_room(self, parts: tuple[str, ...], pfd: int, is_dir: bool) -> bool:
+        """Apply the duplicate-name rule; True when a directory is already there."""
+        try:
+            st = os.stat(parts[-1], dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode) != is_dir:
+            raise MalformedArchiveError(
+                f"{self.label}: {self._where(parts)!r} is both a directory and a "
+                "non-directory in the archive"
+            )
+        if not is_dir:
+            self._write_call(os.unlink, parts, parts[-1], dir_fd=pfd)
+        return is_dir
+
+    def directory(self, parts: tuple[str, ...], mode: int, mtime: float) -> None:
+        pfd = self._walk(parts[:-1], create=True)
+        if not self._make_room(parts, pfd, is_dir=True):
+            self._write_call(os.mkdir, parts, parts[-1], 0o700, dir_fd=pfd)
+        self.kinds[parts] = "dir"
+        self.dirs[parts] = ((mode & 0o755) | 0o700, mtime)
+
+    def regular(self, parts: tuple[str, ...], mode: int, mtime: float, data: ByteStream,
+                size: int) -> None:
+        pfd = self._walk(parts[:-1], create=True)
+        self._make_room(parts, pfd, is_dir=False)
+        try:
+            fd = os.open(parts[-1], _FILE_FLAGS, 0o600, dir_fd=pfd)
+        except OSError as e:
+            raise UnwritableOutputError(
+                f"{self.label}: cannot create {self._where(parts)} under {self.top}: "
+                f"{e.strerror}"
+            ) from None
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            left = size
+            while left > 0:
+                try:
+                    chunk = data.read(min(_CHUNK, left))
+                except READ_ERRORS as e:
+                    raise MalformedArchiveError(
+                        f"{self.label}: {self._where(parts)}: unreadable data ({e})"
+                    ) from None
+                if not chunk:
+                    raise MalformedArchiveError(
+                        f"{self.label}: {self._where(parts)}: the archive ends inside it"
+                    )
+                self._write_call(out.write, parts, chunk)
+                left -= len(chunk)
+            self._write_call(os.fchmod, parts, fd, _file_mode(mode))
+            self._write_call(os.utime, parts, fd, (mtime, mtime))
+        self.kinds[parts] = "reg"
+
+    def hardlink(self, parts: tuple[str, ...], target: tuple[str, ...]) -> bool:
+        """Link ``parts`` to the regular file ``target``; False when the target was skipped."""
+        if self.kinds.get(target) != "reg":
+            if target in self.skipped_files:
+                return False
+            kind = self.kinds.get(target)
+            raise MalformedArchiveError(
+                f"{self.label}: hard link {self._where(parts)!r} names "
+                f"{self._where(target)!r}, which is "
+                + (f"a {'directory' if kind == 'dir' else 'symlink'}" if kind
+                   else "not an earlier member of the archive")
+            )
+        src_fd = os.dup(self._walk(target[:-1], create=False))
+        try:
+            st = os.stat(target[-1], dir_fd=src_fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):  # cannot happen: kinds says "reg"
+                raise UnsafeArchiveError(f"{self.label}: {self._where(target)} changed kind")
+            pfd = self._walk(parts[:-1], create=True)
+            self._make_room(parts, pfd, is_dir=False)
+            self._write_call(os.link, parts, target[-1], parts[-1], src_dir_fd=src_fd,
+                             dst_dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(src_fd)
+        self.kinds[parts] = "reg"
+        return True
+
+    def symlink(self, parts: tuple[str, ...], target: str) -> None:
+        self.check_lands_inside(parts, target)
+        pfd = self._walk(parts[:-1], create=True)
+        self._make_room(parts, pfd, is_dir=False)
+        self._write_call(os.symlink, parts, target, parts[-1], dir_fd=pfd)
+        self.kinds[parts] = "sym"
+        self.symlinks.append((parts, target))
+
+    def check_lands_inside(self, parts: tuple[str, ...], target: str) -> None:
+        """Resolve the link ``parts -> target`` on disk; an error unless it stays inside."""
+        where = list(parts[:-1])
+        pending = [c for c in target.split("/") if c not in ("", ".")]
+        hops = 0
+        while pending:
+            c = pending.pop(0)
+            if c == "..":
+                if not where:
+                    raise UnsafeArchiveError(
+                        f"{self.label}: refusing symlink {self._where(parts)!r} -> {target!r}: "
+                        "it leads out of the tree"
+                    )
+                where.pop()
+                continue
+            host = os.path.join(self.top, *where, c)
+            try:
+                st = os.lstat(host)
+            except (FileNotFoundError, NotADirectoryError):
+                where.append(c)  # dangling so far: judged by name; checked again at the end
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > _MAX_HOPS:
+                    raise MalformedArchiveError(
+                        f"{self.label}: symlink {self._where(parts)!r} -> {target!r} "
+                        "goes round a loop of links"
+                    )
+                pending = [x for x in os.readlink(host).split("/") if x not in ("", ".")] + pending
+                continue
+            where.append(c)
+
+    def finish(self) -> None:
+        """Check every symlink again, then give directories their modes and times."""
+        for parts, target in self.symlinks:
+            self.check_lands_inside(parts, target)
+        self._uncache()
+        for parts, (mode, mtime) in sorted(self.dirs.items(), key=lambda d: -len(d[0])):
+            fd = os.dup(self._walk(parts, create=False))
+            try:
+                self._write_call(os.fchmod, parts, fd, mode)
+                self._write_call(os.utime, parts, fd, (mtime, mtime))
+            finally:
+                os.close(fd)
+        self._uncache()
+
+
+def _normalise(member: tarfile.TarInfo) -> str:
+    name = member.name
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
+            transform: Transform | None, skip: Skip | None) -> Extracted:
+    label = writer.label
+    members = written = skipped = 0
+    while True:
+        try:
+            member = tar.next()
+        except READ_ERRORS as e:
+            raise MalformedArchiveError(f"{label}: damaged after {members} members ({e})") \
+                from None
+        except MalformedArchiveError as e:
+            raise MalformedArchiveError(f"{label}: {e.message}") from None
+        if member is None:
+            break
+        # tarfile keeps every member for random access; a stream never needs them.
+        tar.members.clear()  # type: ignore[attr-defined]
+        members += 1
+        if members > limits.max_members:
+            raise ExtractionLimitError(f"{label}: more than {limits.max_members} members")
+        candidate = transform(member) if transform is not None else member
+        if candidate is None:
+            skipped += 1
+            continue
+        name = _normalise(candidate)
+        parts = _parts(name, label, limits)
+        if not parts or (skip is not None and skip("/".join(parts))):
+            if candidate.isreg():
+                writer.skipped_files.add(parts)
+            skipped += 1
+            continue
+        if candidate.issparse():
+            raise UnsafeArchiveError(f"{label}: refusing sparse member {name!r}")
+        if candidate.ischr() or candidate.isblk() or candidate.isfifo():
+            skipped += 1
+            continue
+        if candidate.isdir():
+            writer.directory(parts, candidate.mode, candidate.mtime)
+        elif candidate.issym():
+            _check_link_text(candidate.linkname, label, limits)
+            if candidate.linkname.startswith("/"):
+                raise UnsafeArchiveError(
+                    f"{label}: refusing symlink {name!r} -> {candidate.linkname!r}: "
+                    "an absolute target"
+                )
+            writer.symlink(parts, candidate.linkname)
+        elif candidate.islnk():
+            target = _parts(_normalise_link(candidate.linkname), label, limits, "link target")
+            if not writer.hardlink(parts, target):
+                writer.skipped_files.add(parts)  # its target was skipped: so is the link
+                skipped += 1
+        elif candidate.isreg():
+            if written + candidate.size > limits.max_bytes:
+                raise ExtractionLimitError(
+                    f"{label}: more than {limits.max_bytes // MiB} MiB of file data "
+                    f"(at {name!r}, {members} members in)"
+                )
+            data = tar.extractfile(member)
+            if data is None:  # cannot happen for a regular member
+                raise MalformedArchiveError(f"{label}: {name!r} has no data")
+            writer.regular(parts, candidate.mode, candidate.mtime, data, candidate.size)
+            written += candidate.size
+        else:
+            raise MalformedArchiveError(
+                f"{label}: {name!r} is of an unknown member type {candidate.type!r}"
+            )
+    writer.finish()
+    return Extracted(members, written, skipped)
+
+
+def _normalise_link(link: str) -> str:
+    while link.startswith("./"):
+        link = link[2:]
+    return link
+
+
+def extract(
+    source: Path | ByteStream,
+    dest: Path,
+    limits: Limits,
+    *,
+    transform: Transform | None = None,
+    skip: Skip | None = None,
+    label: str = "",
+) -> Extracted:
+    """Unpack ``source`` into the new directory ``dest`` (which must not exist yet)."""
+    label = label or str(source)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        os.mkdir(partial, 0o700)
+    except OSError as e:
+        raise UnwritableOutputError(f"cannot create {partial}: {e.strerror}") from None
+    try:
+        writer = _Writer(partial, label, limits)
+        try:
+            with open_tar(source, limits, label) as tar:
+                result = _unpack(tar, writer, limits, transform, skip)
+        finally:
+            writer.close()
+        os.chmod(partial, 0o755)
+        os.rename(partial, dest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return result
+
