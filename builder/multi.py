@@ -109,16 +109,22 @@ def _run_job(job: TargetJob, index: int, target: Target, log_path: Path,
             return "failed", f"{type(e).__name__}: {e}", None
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt_once(signum: int, frame: object) -> None:
-    """The first SIGINT unwinds the build; more (the terminal's Ctrl-C reaches the workers
-    and the parent's SIGINT follows) must not interrupt the container's removal."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """The first stop signal unwinds the build; later ones (the terminal's Ctrl-C reaches
+    the workers, then the parent's SIGINT follows) must not interrupt the container's
+    removal."""
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 def _worker(job: TargetJob, targets: list[Target], logs: list[Path], conn: Connection) -> None:
     """A worker process: build the target numbers the parent sends until it sends None."""
-    signal.signal(signal.SIGINT, _interrupt_once)
+    for s in _STOP_SIGNALS:
+        signal.signal(s, _interrupt_once)
     try:
         while (index := conn.recv()) is not None:
             conn.send(("start", index))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tarfile
 import threading
 import uuid
@@ -63,11 +64,41 @@ def _members(tree: Path) -> Iterator[Path]:
     yield from sorted(paths, key=lambda p: p.relative_to(tree.parent).parts)
 
 
-def _normalised(tar: tarfile.TarFile, path: Path, arcname: str, epoch: int) -> tarfile.TarInfo:
+def pyc_pinned_sources(paths: list[Path]) -> set[Path]:
+    """The ``.py`` files among ``paths`` that a timestamp ``.pyc`` beside them matches.
+
+    A timestamp ``.pyc`` records its source's mtime and size; CPython recompiles when they
+    differ from the source's, on every import when it cannot write the ``__pycache__`` (a
+    read-only install). These sources keep their own mtime in the archive instead of the
+    epoch clamp, which would make such a ``.pyc`` stale.
+    """
+    pinned: set[Path] = set()
+    for pyc in paths:
+        if pyc.suffix != ".pyc" or pyc.parent.name != "__pycache__":
+            continue
+        src = pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+        try:
+            with pyc.open("rb") as f:
+                header = f.read(16)
+            st = src.lstat()
+        except OSError:
+            continue
+        if len(header) < 16 or not stat.S_ISREG(st.st_mode):
+            continue
+        flags, mtime, size = (int.from_bytes(header[i:i + 4], "little") for i in (4, 8, 12))
+        if flags != 0:
+            continue  # hash-based (checked or not): the mtime plays no part
+        if mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF:
+            pinned.add(src)
+    return pinned
+
+
+def _normalised(tar: tarfile.TarFile, path: Path, arcname: str, epoch: int,
+                keep_mtime: bool = False) -> tarfile.TarInfo:
     info = tar.gettarinfo(str(path), arcname)
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    info.mtime = min(int(info.mtime), epoch)
+    info.mtime = int(info.mtime) if keep_mtime else min(int(info.mtime), epoch)
     if info.isdir():
         info.mode = 0o755
     elif info.issym():
@@ -78,12 +109,16 @@ def _normalised(tar: tarfile.TarFile, path: Path, arcname: str, epoch: int) -> t
 
 
 def write_tar(tree: Path, dest: Path, epoch: int) -> int:
-    """Write ``tree`` (its name as the single top directory) as a plain tar; return count."""
+    """Write ``tree`` (its name as the single top directory) as a plain tar; return count.
+
+    mtimes are clamped to ``epoch``, except those of sources a ``.pyc`` depends on."""
     count = 0
+    members = list(_members(tree))
+    pinned = pyc_pinned_sources(members)
     with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
-        for path in _members(tree):
+        for path in members:
             arcname = path.relative_to(tree.parent).as_posix()
-            info = _normalised(tar, path, arcname, epoch)
+            info = _normalised(tar, path, arcname, epoch, path in pinned)
             if info.isreg():
                 with path.open("rb") as f:
                     tar.addfile(info, f)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import py_compile
 import random
 import tarfile
 from pathlib import Path
@@ -90,3 +91,23 @@ def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path) -> None:
     assert outs[1] == outs[2] == outs[4]
     assert gzip.decompress(outs[1][0]) == src.read_bytes()
     assert zstandard.ZstdDecompressor().decompressobj().decompress(outs[1][1]) == src.read_bytes()
+
+
+def test_sources_of_a_matching_pyc_keep_their_mtime(tmp_path: Path) -> None:
+    """Clamping a source newer than the epoch would make its timestamp .pyc stale."""
+    tree = _tree(tmp_path)
+    lib = tree / "lib" / "python3.12"
+    for name in ("fresh", "stale", "nopyc"):
+        (lib / f"{name}.py").write_text(f"X = {name!r}\n")
+        os.utime(lib / f"{name}.py", (9000, 9000))  # newer than the epoch (5000)
+    for name in ("fresh", "stale"):
+        py_compile.compile(str(lib / f"{name}.py"), cfile=str(
+            lib / "__pycache__" / f"{name}.cpython-312.pyc"), doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    os.utime(lib / "stale.py", (9500, 9500))  # changed after compiling: already stale
+    packed = pack(tree, NAME, tmp_path / "out", {}, 5000, NullReporter())
+    with tarfile.open(packed.gz) as tar:
+        mtimes = {m.name.rsplit("/", 1)[-1]: m.mtime for m in tar.getmembers()}
+    assert mtimes["fresh.py"] == 9000  # the .pyc still matches after unpacking
+    assert mtimes["stale.py"] == 5000 and mtimes["nopyc.py"] == 5000  # clamped
+    assert mtimes["fresh.cpython-312.pyc"] == 5000
