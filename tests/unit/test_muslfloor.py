@@ -128,3 +128,19 @@ def test_verify_judges_the_images_own_loader(tmp_path: Path) -> None:
     assert "musl >= 1.2.5" in old.detail and "before unpacking" in old.detail
     new = musl_floor_check(Image(real_loader(tmp_path, "3.20.3")), ident, needed)
     assert new.ok and "all 4 symbols" in new.detail
+
+
+@needs_minirootfs
+def test_a_file_whose_library_is_missing_does_not_count(tmp_path: Path) -> None:
+    """apk without libapk in the tree: what apk imports may be libapk's, so it is left out
+    (the static audit names the missing library); libz, complete, still counts."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with tarfile.open(MINIROOTFS / "alpine-minirootfs-3.20.3-x86_64.tar.gz") as tar:
+        for name in ("./sbin/apk", "./lib/libz.so.1.3.1"):
+            f = tar.extractfile(name)
+            assert f is not None
+            (tree / Path(name).name).write_bytes(f.read())
+    needed = imported_from_libc(tree)
+    assert "malloc" in needed  # libz's
+    assert not any(n.startswith("apk_") for n in needed)
