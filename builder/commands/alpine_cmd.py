@@ -53,13 +53,9 @@ def add_parser(sub: Any) -> None:
                    "or a saved copy of either")
     c.add_argument("--state", required=True, type=Path, metavar="FILE",
                    help="state.json of the last release (missing: every target is new)")
-    c.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix.yaml to use")
-    c.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
-                   help="network timeout for a URL (default: 20)")
+    _common(c, "matrix.yaml to use")
     c.add_argument("--json", action="store_true",
                    help="print a JSON list on one line ([] when nothing is new)")
-    c.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
-                   help="the date end-of-life dates are compared with (default: today)")
     c.set_defaults(run=_check)
 
     u: argparse.ArgumentParser = actions.add_parser(
@@ -72,14 +68,19 @@ def add_parser(sub: Any) -> None:
     )
     u.add_argument("--releases", required=True, metavar="URL_OR_FILE",
                    help="https://alpinelinux.org/releases.json or a saved copy")
-    u.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix.yaml to edit")
+    _common(u, "matrix.yaml to edit")
     u.add_argument("--mirror", default=DEFAULT_MIRROR, metavar="URL_OR_DIR",
                    help=f"Alpine mirror holding vX.Y/main/x86_64/APKINDEX.tar.gz "
                    f"(default: {DEFAULT_MIRROR})")
-    u.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
-                   help="the date end-of-life dates are compared with (default: today)")
-    u.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS")
     u.set_defaults(run=_update_matrix)
+
+
+def _common(p: argparse.ArgumentParser, matrix_help: str) -> None:
+    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help=matrix_help)
+    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="network timeout for a URL (default: 20)")
+    p.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                   help="the date end-of-life dates are compared with (default: today)")
 
 
 def _check(args: argparse.Namespace) -> int:

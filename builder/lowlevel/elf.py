@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,17 @@ def is_elf(path: Path) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _elf_file(path: Path) -> Iterator[ELFFile | None]:
+    """``path`` opened as an ELFFile (None when it does not start with the ELF magic)."""
+    with path.open("rb") as f:
+        if f.read(4) != ELF_MAGIC:
+            yield None
+            return
+        f.seek(0)
+        yield ELFFile(f)
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.split(":") if p)
 
@@ -67,11 +80,9 @@ def _split(value: str) -> tuple[str, ...]:
 def read_elf(path: Path) -> ElfInfo | None:
     """Return the facts of an ELF file, or None when it is not a readable ELF."""
     try:
-        with path.open("rb") as f:
-            if f.read(4) != ELF_MAGIC:
+        with _elf_file(path) as elf:
+            if elf is None:
                 return None
-            f.seek(0)
-            elf = ELFFile(f)
             interp: str | None = None
             needed: list[str] = []
             rpath: tuple[str, ...] = ()
@@ -137,11 +148,9 @@ def dynamic_symbols(path: Path) -> DynamicSymbols | None:
     defined: set[str] = set()
     undefined: set[str] = set()
     try:
-        with path.open("rb") as f:
-            if f.read(4) != ELF_MAGIC:
+        with _elf_file(path) as elf:
+            if elf is None:
                 return None
-            f.seek(0)
-            elf = ELFFile(f)
             section = elf.get_section_by_name(".dynsym")
             if not isinstance(section, SymbolTableSection):
                 return DynamicSymbols(frozenset(), frozenset())

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from builder.lowlevel.apkversion import ApkVersion, compare
-from builder.lowlevel.elf import dynamic_symbols, is_elf
+from builder.lowlevel.elf import dynamic_symbols, is_elf, read_elf
+from builder.platforms import is_musl_libc_name
 
 TABLE = "data/musl_symbols.json"
 _REFERENCE_ARCH = "x86_64"  # the arch whose history stands in where an arch has less
@@ -124,18 +125,30 @@ def load_table() -> MuslTable:
 
 
 def imported_from_libc(tree: Path) -> frozenset[str]:
-    """The symbols the ELF files under ``tree`` import that none of them defines."""
+    """The symbols the ELF files under ``tree`` import that none of them defines: musl's to
+    provide. A file with a non-libc DT_NEEDED missing from the tree is left out (what it
+    imports may be that library's; the static audit reports the missing library)."""
     defined: set[str] = set()
-    undefined: set[str] = set()
-    for dirpath, _dirs, files in os.walk(tree):
-        for name in files:
+    files: list[tuple[tuple[str, ...], frozenset[str]]] = []
+    provided: set[str] = set()
+    for dirpath, _dirs, names in os.walk(tree):
+        for name in names:
             path = Path(dirpath, name)
+            if path.is_symlink():
+                provided.add(name)  # links name libraries too (libz.so.1 -> libz.so.1.3.1)
+                continue
             if not is_elf(path):
                 continue
-            syms = dynamic_symbols(path)
-            if syms is not None:
-                defined |= syms.defined
-                undefined |= syms.undefined
+            info, syms = read_elf(path), dynamic_symbols(path)
+            if info is None or syms is None:
+                continue
+            provided.update(n for n in (name, info.soname) if n)
+            defined |= syms.defined
+            files.append((info.needed, syms.undefined))
+    undefined: set[str] = set()
+    for needed, imports in files:
+        if all(is_musl_libc_name(n) or n in provided for n in needed):
+            undefined |= imports
     return frozenset(undefined - defined)
 
 

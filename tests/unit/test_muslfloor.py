@@ -105,3 +105,42 @@ def test_imported_from_libc_of_real_alpine_files(tmp_path: Path) -> None:
     assert not any(n.startswith(("apk_", "BIO_", "inflate")) for n in needed)
     floor = load_table().floor("x86_64", needed, "1.2.5")
     assert floor.missing_by_version["1.2.5"] == []
+
+
+@needs_minirootfs
+def test_verify_judges_the_images_own_loader(tmp_path: Path) -> None:
+    """verify's check, fed the real 3.19.4 and 3.20.3 loaders as an image would hand them."""
+    from builder.platforms import get_arch
+    from builder.stages.verify import ArchiveIdentity, musl_floor_check
+
+    class Image:
+        def __init__(self, loader: Path) -> None:
+            self.image, self.loader = f"alpine-{loader.name}", loader
+
+        def read_file(self, path: object, limit: int = 0) -> bytes:
+            return self.loader.read_bytes()
+
+    ident = ArchiveIdentity(None, {"musl_version_needed": "1.2.5"}, None, get_arch("x86_64"),
+                            "3.12.8", "3.12")
+    needed = frozenset({"printf", "preadv2", "pwritev2", "fopen64"})
+    old = musl_floor_check(Image(real_loader(tmp_path, "3.19.4")), ident, needed)
+    assert not old.ok and "lacks preadv2, pwritev2" in old.detail
+    assert "musl >= 1.2.5" in old.detail and "before unpacking" in old.detail
+    new = musl_floor_check(Image(real_loader(tmp_path, "3.20.3")), ident, needed)
+    assert new.ok and "all 4 symbols" in new.detail
+
+
+@needs_minirootfs
+def test_a_file_whose_library_is_missing_does_not_count(tmp_path: Path) -> None:
+    """apk without libapk in the tree: what apk imports may be libapk's, so it is left out
+    (the static audit names the missing library); libz, complete, still counts."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with tarfile.open(MINIROOTFS / "alpine-minirootfs-3.20.3-x86_64.tar.gz") as tar:
+        for name in ("./sbin/apk", "./lib/libz.so.1.3.1"):
+            f = tar.extractfile(name)
+            assert f is not None
+            (tree / Path(name).name).write_bytes(f.read())
+    needed = imported_from_libc(tree)
+    assert "malloc" in needed  # libz's
+    assert not any(n.startswith("apk_") for n in needed)
