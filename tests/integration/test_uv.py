@@ -115,9 +115,13 @@ def _tar(files: dict[str, Path]) -> bytes:
 _BUILT: dict[tuple[str, str], Path] = {}
 
 
-def _built(arch: str, minor: str, image: str, tmp: pytest.TempPathFactory) -> Path:
+def _built(arch: str, minor: str, image: str, request: pytest.FixtureRequest) -> Path:
     """The archive (.tar.gz) of one build per (arch, minor) in this session."""
+    if (arch, minor) == ("x86_64", "3.11"):  # the session's x86_64 build, shared
+        _BUILT[arch, minor] = next(
+            request.getfixturevalue("built_x86_64").glob("cpython-*-musl.tar.gz"))
     if (arch, minor) not in _BUILT:
+        tmp: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
         root = tmp.mktemp(f"uv-build-{arch}")
         assert main(["build", "--arch", arch, "--image", image, "--out", str(root / "dist"),
                      "--work", str(root / "work"), "-q"]) == 0
@@ -185,7 +189,7 @@ def use_python_with_uv(box: UvBox, name: ArchiveName, minor: str,
 
 @pytest.mark.parametrize("alpine", sorted(ARCHES))
 def test_uv_python_install_venv_and_extension(
-    alpine: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    alpine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Every arch with a uv binary and a test-ground image: `uv python install` through our
     metadata, in the bare base container, offline."""
@@ -196,7 +200,7 @@ def test_uv_python_install_venv_and_extension(
     if found is None:
         pytest.skip(f"the test ground has no {alpine} image yet")
     minor, alpine_like, base = found
-    archive = _built(alpine, minor, alpine_like, tmp_path_factory)
+    archive = _built(alpine, minor, alpine_like, request)
     release = tmp_path / "release"
     release.mkdir()
     shutil.copy2(archive, release)
