@@ -262,7 +262,7 @@ class _Writer:
         self.root_fd = os.open(top, _DIR_FLAGS)
         self.kinds: dict[tuple[str, ...], str] = {}  # "reg", "dir", "sym" by real name
         self.skipped_files: set[tuple[str, ...]] = set()
-        self.symlinks: list[tuple[tuple[str, ...], str]] = []
+        self.links: dict[tuple[str, ...], str] = {}  # the symlinks there now -> targets
         self.dirs: dict[tuple[str, ...], tuple[int, float]] = {}
         self._cached: tuple[tuple[str, ...], int] | None = None
 
@@ -321,18 +321,19 @@ class _Writer:
             ) from None
 
     def _make_room(self, parts: tuple[str, ...], pfd: int, is_dir: bool) -> bool:
-        """Apply the duplicate-name rule; True when a directory is already there."""
-        try:
-            st = os.stat(parts[-1], dir_fd=pfd, follow_symlinks=False)
-        except FileNotFoundError:
+        """Apply the duplicate-name rule; True when a directory is already there.
+        (``kinds`` knows every entry: the tree is new and only this writer writes to it.)"""
+        kind = self.kinds.get(parts)
+        if kind is None:
             return False
-        if stat.S_ISDIR(st.st_mode) != is_dir:
+        if (kind == "dir") != is_dir:
             raise MalformedArchiveError(
                 f"{self.label}: {self._where(parts)!r} is both a directory and a "
                 "non-directory in the archive"
             )
         if not is_dir:
             self._write_call(os.unlink, parts, parts[-1], dir_fd=pfd)
+            self.links.pop(parts, None)
         return is_dir
 
     def directory(self, parts: tuple[str, ...], mode: int, mtime: float) -> None:
@@ -399,15 +400,17 @@ class _Writer:
         return True
 
     def symlink(self, parts: tuple[str, ...], target: str) -> None:
+        pfd = self._walk(parts[:-1], create=True)  # first: its directory is a real one
         self.check_lands_inside(parts, target)
-        pfd = self._walk(parts[:-1], create=True)
         self._make_room(parts, pfd, is_dir=False)
         self._write_call(os.symlink, parts, target, parts[-1], dir_fd=pfd)
         self.kinds[parts] = "sym"
-        self.symlinks.append((parts, target))
+        self.links[parts] = target
 
     def check_lands_inside(self, parts: tuple[str, ...], target: str) -> None:
-        """Resolve the link ``parts -> target`` on disk; an error unless it stays inside."""
+        """Resolve the link ``parts -> target`` against the tree as it is now (every entry
+        is known: the tree is new and only this writer writes to it); an error unless it
+        stays inside."""
         where = list(parts[:-1])
         pending = [c for c in target.split("/") if c not in ("", ".")]
         hops = 0
@@ -421,26 +424,21 @@ class _Writer:
                     )
                 where.pop()
                 continue
-            host = os.path.join(self.top, *where, c)
-            try:
-                st = os.lstat(host)
-            except (FileNotFoundError, NotADirectoryError):
-                where.append(c)  # dangling so far: judged by name; checked again at the end
-                continue
-            if stat.S_ISLNK(st.st_mode):
+            link = self.links.get((*where, c))
+            if link is not None:
                 hops += 1
                 if hops > _MAX_HOPS:
                     raise MalformedArchiveError(
                         f"{self.label}: symlink {self._where(parts)!r} -> {target!r} "
                         "goes round a loop of links"
                     )
-                pending = [x for x in os.readlink(host).split("/") if x not in ("", ".")] + pending
+                pending = [x for x in link.split("/") if x not in ("", ".")] + pending
                 continue
-            where.append(c)
+            where.append(c)  # a directory, a file, or nothing yet (judged by name for now)
 
     def finish(self) -> None:
         """Check every symlink again, then give directories their modes and times."""
-        for parts, target in self.symlinks:
+        for parts, target in self.links.items():
             self.check_lands_inside(parts, target)
         self._uncache()
         for parts, (mode, mtime) in sorted(self.dirs.items(), key=lambda d: -len(d[0])):

@@ -156,6 +156,17 @@ def test_a_later_link_that_makes_an_earlier_one_leave_is_caught(tmp_path: Path) 
     assert not (tmp_path / "root").exists()
 
 
+def test_a_symlink_under_a_symlinked_directory_is_refused(tmp_path: Path) -> None:
+    """Found by the long property run: ``b/a -> a/..``, then a link ``b/a/a/a``."""
+    archive = _tar(tmp_path, [
+        _member("b/a", tarfile.SYMTYPE, "a/../"),
+        _member("a"),
+        _member("b/a/a/a", tarfile.SYMTYPE, "../sib/victim"),
+    ])
+    with pytest.raises(UnsafeArchiveError, match="write through 'b/a'"):
+        extract(archive, tmp_path / "root", ARCHIVE_LIMITS)
+
+
 def test_symlink_loops_are_a_malformed_archive(tmp_path: Path) -> None:
     archive = _tar(tmp_path, [
         _member("a", tarfile.SYMTYPE, "b"),
