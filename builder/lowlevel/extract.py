@@ -300,8 +300,8 @@ class _Writer:
         self._uncache()
 
 
-def _normalise(member: tarfile.TarInfo) -> str:
-    name = member.name
+def _normalise(name: str) -> str:
+    """A member name or hard-link target without its leading ``./``."""
     while name.startswith("./"):
         name = name[2:]
     return name
@@ -330,7 +330,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
         if candidate is None:
             skipped += 1
             continue
-        name = _normalise(candidate)
+        name = _normalise(candidate.name)
         parts = _parts(name, label, limits)
         if not parts or (skip is not None and skip("/".join(parts))):
             if candidate.isreg():
@@ -353,7 +353,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
                 )
             writer.symlink(parts, candidate.linkname)
         elif candidate.islnk():
-            target = _parts(_normalise_link(candidate.linkname), label, limits, "link target")
+            target = _parts(_normalise(candidate.linkname), label, limits, "link target")
             if not writer.hardlink(parts, target):
                 writer.skipped_files.add(parts)  # its target was skipped: so is the link
                 skipped += 1
@@ -376,12 +376,6 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
     return Extracted(members, written, skipped)
 
 
-def _normalise_link(link: str) -> str:
-    while link.startswith("./"):
-        link = link[2:]
-    return link
-
-
 def extract(
     source: Path | ByteStream,
     dest: Path,
@@ -393,9 +387,9 @@ def extract(
 ) -> Extracted:
     """Unpack ``source`` into the new directory ``dest`` (which must not exist yet)."""
     label = label or str(source)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(partial, 0o700)
     except OSError as e:
         raise UnwritableOutputError(f"cannot create {partial}: {e.strerror}") from None
