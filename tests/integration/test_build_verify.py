@@ -74,14 +74,35 @@ def test_verify_passes(built_x86_64: Path, images_x86_64: tuple[str, str],
     failed = [r for r in report["results"] if not r["ok"] and r["level"] == "error"]
     assert code == 0, failed
     checks = {r["check"]: r for r in report["results"]}
-    for name in ("prefix", "zlib", "ctypes-callback", "musl-abi", "venv", "venv-python",
-                 "pip-install-numpy", "numpy", "static:needed", "static:rpath",
+    for name in ("prefix", "zlib", "ctypes-callback", "musl-abi", "thread-stack", "venv",
+                 "venv-python", "pip-install-numpy", "numpy", "static:needed", "static:rpath",
                  "static:elf-interpreter", "static:elf-machine", "checksum"):
         assert checks[name]["ok"], checks[name]
     assert "105" in checks["numpy"]["detail"]
     assert checks["prefix"]["detail"].startswith("/opt/unpacked-")
     assert sum(c.startswith("import:") for c in checks) >= 20
     assert _leftover_containers() == []
+
+
+def test_thread_stack_probe_catches_musls_default_stack(
+    built_x86_64: Path, images_x86_64: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deep recursion in a thread: 2 MiB (what Alpine's python3 asks for) passes, musl's
+    default 128 KiB fails and verify names the check. In the musl-only base, too."""
+    gz = _archive(built_x86_64)
+    code = main(["verify", str(gz), "--image", images_x86_64[1], "--musl-only",
+                 "--thread-stack-probe", "131072"])
+    err = capsys.readouterr().err
+    assert code == 12, err
+    failed = err[err.index("check(s) failed"):]
+    assert "thread-stack" in failed and "threading.stack_size(131072)" in failed
+    assert "SIGSEGV" in failed or "RecursionError" in failed
+    code = main(["verify", str(gz), "--image", images_x86_64[1], "--musl-only",
+                 "--thread-stack-probe", "2097152", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, [r for r in report["results"] if not r["ok"]]
+    stack = next(r for r in report["results"] if r["check"] == "thread-stack")
+    assert stack["ok"] and "threading.stack_size(2097152)" in stack["detail"], stack
 
 
 def test_verify_zst_statically(built_x86_64: Path) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.errors import NoFittingArchiveError, NotOurArchiveError
+from builder.errors import MuslTooOldError, NoFittingArchiveError, NotOurArchiveError
 from builder.host.detect import Detection
 from builder.host.install import candidates_from_dir, choose, install
+from builder.lowlevel.apkversion import compare
+from builder.lowlevel.muslfloor import load_table, loader_symbols
 from builder.naming import ArchiveName
 from builder.platforms import get_arch
 from builder.progress import NullReporter
@@ -22,14 +24,17 @@ def _musl(arch: str = "x86_64", version: str = "1.2.5") -> Detection:
                      "/lib/ld-musl-x86_64.so.1", "/bin/sh", "cpython-*", None, ("test",))
 
 
-def _release(tmp_path: Path, versions: list[str], musl: str = "1.2.5") -> Path:
+def _release(tmp_path: Path, versions: list[str], musl: str = "1.2.5",
+             floor: dict[str, object] | None = None) -> Path:
     dist = tmp_path / "dist"
     for v in versions:
         tree = tmp_path / f"tree-{v}" / "python"
         (tree / "bin").mkdir(parents=True)
         (tree / "bin" / "python3").write_text("#!/bin/sh\necho hi\n")
-        pack(tree, ArchiveName(v, get_arch("x86_64")), dist,
-             {"musl_version_needed": musl}, 1000, NullReporter())
+        info: dict[str, object] = {"musl_version_needed": musl}
+        if floor is not None:
+            info["musl_floor"] = floor
+        pack(tree, ArchiveName(v, get_arch("x86_64")), dist, info, 1000, NullReporter())
     return dist
 
 
@@ -46,6 +51,51 @@ def test_old_musl_is_refused(tmp_path: Path) -> None:
     cands = candidates_from_dir(_release(tmp_path, ["3.12.8"], musl="1.2.5"))
     with pytest.raises(NoFittingArchiveError, match=r"needs musl >= 1\.2\.5"):
         choose(cands, _musl(version="1.2.3"), None)
+
+
+FOUR = ["1.2.4", "1.2.4_git20230717", "1.2.5", "1.2.5_git20240512"]
+
+
+@pytest.mark.parametrize("needed", FOUR)
+@pytest.mark.parametrize("host", FOUR)
+def test_floor_judged_in_apks_order(tmp_path: Path, needed: str, host: str) -> None:
+    """The four versions real Alpine has shipped or snapshots: 3.18's 1.2.4, 3.19's
+    1.2.4_git20230717 (newer than 1.2.4), 1.2.5, and a 1.2.5 git snapshot."""
+    cands = candidates_from_dir(_release(tmp_path, ["3.12.8"], musl=needed))
+    if compare(host, needed) >= 0:
+        assert choose(cands, _musl(version=host), None).version == "3.12.8"
+    else:
+        with pytest.raises(MuslTooOldError, match=f"needs musl >= {needed}"):
+            choose(cands, _musl(version=host), None)
+    # by hand, the cases issue 10 names: 1.2.4 on 3.19 accepted, 1.2.4_git on 3.18 refused
+    assert compare("1.2.4_git20230717", "1.2.4") > 0
+
+
+def test_refusal_names_the_missing_symbols(tmp_path: Path) -> None:
+    floor = load_table().floor("x86_64", {"printf", "preadv2", "pwritev2"}, "1.2.5")
+    cands = candidates_from_dir(_release(tmp_path, ["3.12.8"], floor=floor.to_json()))
+    for host in ("1.2.4", "1.2.4_git20230717"):
+        with pytest.raises(MuslTooOldError, match="lacks preadv2, pwritev2") as e:
+            choose(cands, _musl(version=host), None)
+        assert e.value.exit_code == 40 and "before unpacking" in e.value.message
+    assert choose(cands, _musl(version="1.2.5_git20240512"), None).version == "3.12.8"
+
+
+MINIROOTFS = Path("/work/shared/alpine/minirootfs")
+
+
+@pytest.mark.skipif(not MINIROOTFS.is_dir(), reason="the Alpine minirootfs")
+def test_the_hosts_own_loader_decides(tmp_path: Path) -> None:
+    """With the host's real loader at hand, its exports decide, whatever its version says."""
+    from tests.unit.test_muslfloor import real_loader
+
+    floor = load_table().floor("x86_64", {"printf", "preadv2", "pwritev2"}, "1.2.5")
+    cands = candidates_from_dir(_release(tmp_path, ["3.12.8"], floor=floor.to_json()))
+    old = loader_symbols(real_loader(tmp_path, "3.19.4"))
+    new = loader_symbols(real_loader(tmp_path, "3.20.3"))
+    with pytest.raises(MuslTooOldError, match="lacks preadv2, pwritev2"):
+        choose(cands, _musl(version="1.2.5"), None, old)  # a loader that lies about its age
+    assert choose(cands, _musl(version="1.2.4"), None, new).version == "3.12.8"
 
 
 def test_install_checks_sha256_and_unpacks(tmp_path: Path) -> None:
