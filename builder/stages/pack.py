@@ -128,8 +128,9 @@ def write_tar(tree: Path, dest: Path, epoch: int) -> int:
     return count
 
 
-def compress_gz(src: Path, dest: Path) -> None:
-    """gzip ``src`` with zlib-ng (no name, mtime 0: the same bytes on every run)."""
+def compress_gz(src: Path, dest: Path, stop: threading.Event | None = None) -> None:
+    """gzip ``src`` with zlib-ng (no name, mtime 0: the same bytes on every run); returns
+    early, leaving ``dest`` partial, once ``stop`` is set."""
     with (
         src.open("rb") as fin,
         dest.open("wb") as raw,
@@ -137,6 +138,8 @@ def compress_gz(src: Path, dest: Path) -> None:
             filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as gz,
     ):
         for block in iter(lambda: fin.read(CHUNK), b""):
+            if stop is not None and stop.is_set():
+                return
             gz.write(block)  # type: ignore[no-untyped-call]
 
 
@@ -163,11 +166,16 @@ def compress_zst(src: Path, dest: Path, threads: int = 1) -> None:
 
 
 def compress_both(src: Path, gz: Path, zst: Path, threads: int = 1) -> None:
-    """Both archives at once: each compressor releases the GIL, so they share the cores."""
+    """Both archives at once: each compressor releases the GIL, so they share the cores.
+    If zstd fails (or Ctrl-C lands), gzip stops at its next block."""
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool:
-        gz_done = pool.submit(compress_gz, src, gz)
+        gz_done = pool.submit(compress_gz, src, gz, stop)
         try:
             compress_zst(src, zst, threads)
+        except BaseException:
+            stop.set()
+            raise
         finally:
             gz_done.result()  # waits; re-raises a gzip failure
 
