@@ -27,10 +27,12 @@ from builder.naming import CHECKSUMS, ArchiveName
 from builder.progress import Reporter
 
 # Levels chosen by measurement on the real 3.11 tar (45.7 MB; bench/README.md has the table):
-# zlib-ng level 9 is as small as zlib's level 9 at a third of its CPU time; zstd level 10 with
-# long-distance matching over a 64 MiB window is smaller than plain level 15 at an eighth of
-# its time, and any zstd decoder accepts the window (the default limit is 128 MiB).
-GZIP_LEVEL = 9
+# zlib-ng level 6 costs a ninth of zlib level 9's CPU time for a .tar.gz 2.3 % larger (its
+# level 9 would win that back for three times the time); zstd level 10 with long-distance
+# matching over a 64 MiB window is smaller than plain level 15 at an eighth of its time, and
+# any zstd decoder accepts that window (the default limit is 128 MiB). The two then take
+# about as long, side by side.
+GZIP_LEVEL = 6
 ZSTD_LEVEL = 10
 ZSTD_WINDOW_LOG = 26
 CHUNK = 1 << 20
