@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder.config import Matrix, Recipe, load_recipe
+from builder.config import DEFAULT_RECIPES, Matrix, Recipe, find_recipe
 from builder.errors import ReleaseInputError
+from builder.extensions import lacking
 from builder.lowlevel.apkdb import ApkPackage
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import engine_errors
 from builder.lowlevel.jsonio import read_json, write_json
+from builder.lowlevel.muslfloor import imported_from_libc, load_table
 from builder.lowlevel.patcher import Patchelf
 from builder.naming import ArchiveName
 from builder.platforms import Arch
-from builder.progress import Reporter
+from builder.progress import Reporter, StepTimer
 from builder.release.sbom import cyclonedx
 from builder.release.uvmeta import download_metadata
 from builder.stages.acquire import Acquired, acquire
@@ -28,6 +30,7 @@ from builder.stages.relocate import Relocated, relocate
 from builder.stages.stage import Staged, stage
 
 DOWNLOAD_METADATA = "download-metadata.json"
+TIMINGS = "timings.json"  # in the work directory: seconds per step of the last build
 _METADATA_LOCK = threading.Lock()
 
 TEST_GROUND_HINT = (
@@ -43,6 +46,7 @@ class BuildResult:
     staged: Staged
     relocated: Relocated
     seconds: float
+    timings: list[dict[str, str | float]]  # StepTimer.finish(): stage, step, seconds
 
 
 def packages_in_archive(acquired: Acquired, staged: Staged) -> list[ApkPackage]:
@@ -74,11 +78,12 @@ def source_date_epoch(acquired: Acquired) -> int:
     return 0
 
 
-def choose_install_recipe(python: str | None, release_tag: str, matrix: Matrix) -> Recipe:
+def choose_install_recipe(python: str | None, release_tag: str, matrix: Matrix,
+                          recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:
     if python:
-        return load_recipe(python)
+        return find_recipe(python, recipes_dir)
     release = matrix.release(release_tag)
-    return load_recipe(release.python if release else "3.12")
+    return find_recipe(release.python if release else "3.12", recipes_dir)
 
 
 def build_target(
@@ -93,14 +98,17 @@ def build_target(
     reporter: Reporter,
     base_url: str | None = None,
     claim: Callable[[ArchiveName], None] | None = None,
+    threads: int | None = None,
+    recipes_dir: Path = DEFAULT_RECIPES,
 ) -> BuildResult:
     """Build one target. ``claim`` is called with the archive name before anything is
     written to ``out_dir`` (concurrent builds use it to refuse two targets making the same
-    file)."""
+    file). ``threads``: compression workers (default: every core)."""
     start = time.monotonic()
+    reporter = timer = StepTimer(reporter)
     patcher = Patchelf()  # checked before anything slow starts
     image_ref = image or matrix.image_for(release_tag, arch.alpine)
-    install_recipe = choose_install_recipe(python, release_tag, matrix)
+    install_recipe = choose_install_recipe(python, release_tag, matrix, recipes_dir)
     with engine_errors(f"acquire from {image_ref}"):
         acquired = acquire(
             arch=arch,
@@ -113,8 +121,12 @@ def build_target(
     recipe = (
         install_recipe
         if install_recipe.python == acquired.python.minor
-        else load_recipe(acquired.python.minor)
+        else find_recipe(acquired.python.minor, recipes_dir)
     )
+    if recipe.default:
+        reporter.stage("recipe", f"warning: no recipe for Python {recipe.python} in "
+                       f"{recipes_dir}: building with the default recipe (its minor's "
+                       "prune patterns, the extension modules every CPython 3.x has)")
     staged = stage(acquired, recipe, arch, work_dir / "stage", reporter)
     prefix = acquired.python.prefix
     relocated = relocate(staged.tree, prefix, acquired.python.minor, patcher, reporter)
@@ -122,16 +134,21 @@ def build_target(
     if claim is not None:
         claim(name)
     info = manifest_fields(acquired, staged, relocated, recipe, arch)
-    packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter)
+    packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter,
+                  threads)
     write_sbom(packed, name)
     write_download_metadata(out_dir, base_url)
-    return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start)
+    timings = timer.finish()
+    write_json(work_dir / TIMINGS, timings)
+    return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start, timings)
 
 
 def manifest_fields(
     acquired: Acquired, staged: Staged, relocated: Relocated, recipe: Recipe, arch: Arch
 ) -> dict[str, Any]:
     facts = acquired.python
+    floor = load_table().floor(arch.alpine, imported_from_libc(staged.tree),
+                               acquired.musl_version)
     ext_dir = staged.tree / "lib" / f"python{facts.minor}" / "lib-dynload"
     extensions = sorted(
         p.name.split(".", 1)[0] for p in ext_dir.glob("*.so")
@@ -145,9 +162,12 @@ def manifest_fields(
         target_triple=arch.target_triple,
         docker_platform=arch.docker_platform,
         libc="musl",
-        musl_version_needed=acquired.musl_version,
+        musl_version_needed=floor.version,
+        musl_floor=floor.to_json(),
         musl_loader=str(arch.loader),
         alpine_release=acquired.alpine_release,
+        apk_version=acquired.apk_version,
+        recipe=recipe.name,
         image=acquired.image,
         image_id=acquired.image_id,
         image_digest=acquired.image_digests[0] if acquired.image_digests else None,
@@ -161,6 +181,8 @@ def manifest_fields(
         multiarch=facts.multiarch,
         extension_modules=extensions,
         builtin_modules=list(facts.builtin_modules),
+        # compared with a full CPython build of the minor (None: no reference for it)
+        stdlib_extensions_lacking=lacking(facts.minor, [*extensions, *facts.builtin_modules]),
         required_extensions=list(recipe.required_extensions),
         expected_extensions=list(recipe.expected_extensions),
         bundled_libraries=staged.bundled,

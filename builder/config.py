@@ -29,6 +29,12 @@ class Recipe:
     required_extensions: tuple[str, ...]
     expected_extensions: tuple[str, ...]
     source: Path
+    default: bool = False  # made by default_recipe(): no recipe file for this minor
+
+    @property
+    def name(self) -> str:
+        """What the manifest records: the recipe file's name, or ``default``."""
+        return "default" if self.default else self.source.name
 
     def install_command(self, packages: tuple[str, ...] | None = None) -> list[str]:
         return ["apk", "add", "--no-cache", *(packages or self.packages)]
@@ -98,6 +104,48 @@ class _Doc:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error((*at, key), "must be a list of strings")
         return tuple(value)
+
+
+# Extension modules every CPython 3.x has (as shared modules or built in): what a default
+# recipe requires. Those Alpine's python3 normally also has are only expected.
+CORE_EXTENSIONS = ("zlib", "_ctypes", "_struct", "math", "_json", "_datetime", "select",
+                   "_socket")
+ALPINE_EXTENSIONS = ("_bz2", "_lzma", "_sqlite3", "_decimal", "_ssl", "_hashlib", "pyexpat",
+                     "readline", "_curses")
+
+
+# python3-extra's subpackages (the gdbm, uuid, tkinter and, from 3.14, zstd modules): optional
+# packages, installed where a release offers them.
+EXTRA_SUBPACKAGES = ("python3-gdbm", "python3-uuid", "python3-tkinter", "python3-zstd")
+
+
+def default_prune(minor: str) -> tuple[str, ...]:
+    """The test suites, IDLE, turtledemo, test modules and PEP 668's marker. (tkinter
+    stays: it is there only when the release's python3-tkinter was installed.)"""
+    lib = f"lib/python{minor}"
+    return (f"{lib}/test", f"{lib}/*/test", f"{lib}/*/tests", f"{lib}/idlelib",
+            f"{lib}/turtledemo", f"{lib}/lib-dynload/_test*",
+            f"{lib}/lib-dynload/_ctypes_test*", f"{lib}/lib-dynload/_xxtestfuzz*",
+            f"{lib}/lib-dynload/xxlimited*", f"{lib}/lib-dynload/xxsubtype*",
+            f"{lib}/EXTERNALLY-MANAGED")
+
+
+def default_recipe(minor: str, recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:
+    """A recipe for a minor that has no file: derived from the minor alone."""
+    if not _MINOR.match(minor):
+        raise ConfigError(f"no recipe can be made for Python {minor!r}")
+    return Recipe(python=minor, packages=("python3",),
+                  optional_packages=("python3-dev", *EXTRA_SUBPACKAGES),
+                  prune=default_prune(minor), required_extensions=CORE_EXTENSIONS,
+                  expected_extensions=ALPINE_EXTENSIONS,
+                  source=recipes_dir / f"python{minor}.yaml", default=True)
+
+
+def find_recipe(minor: str, recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:
+    """The recipe file for ``minor`` when there is one, else :func:`default_recipe`."""
+    if (recipes_dir / f"python{minor}.yaml").exists():
+        return load_recipe(minor, recipes_dir)
+    return default_recipe(minor, recipes_dir)
 
 
 def load_recipe(minor: str, recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:

@@ -254,3 +254,27 @@ class UnsafeElfError(MuslPbsError):
         "musl-pbs bundles only libraries named by a plain file name (DT_NEEDED); "
         "rebuild the named file, or build from an image without it"
     )
+
+
+# --- the musl floor and the apk front end (exit codes 40-44) ---
+
+
+class MuslTooOldError(NoFittingArchiveError):
+    """The system's (or image's) musl lacks symbols the archive imports."""
+
+    exit_code = 40
+    default_hint = ("upgrade musl (`apk upgrade musl`) or use an archive built on an older "
+                    "Alpine release")
+
+
+# --- uv (exit codes 45-49) ---
+
+
+class UvPythonDirError(MuslPbsError):
+    """`install --for-uv`: uv did not say where it keeps its managed Pythons."""
+
+    exit_code = 45
+    default_hint = (
+        "check that `uv python dir` works, or set UV_PYTHON_INSTALL_DIR to the directory "
+        "uv should use (musl-pbs installs into the same one)"
+    )

@@ -1,18 +1,27 @@
-"""Build several targets concurrently: live progress per target, a log file each, a summary.
+"""Build several targets at once, each in a worker process: live progress per target, a log
+file each, a summary.
 
-One failing target does not stop the others; each outcome says what happened.
+Processes, not threads: extraction and tar writing are pure Python and hold the GIL, so
+threads could not build two targets on two cores. The workers are forked before anything
+else starts a thread (the live display comes after), take target numbers from the parent
+one at a time, write their target's log themselves and send the parent only what the live
+display and the summary show. One failing target does not stop the others. On Ctrl-C every
+worker gets SIGINT, which unwinds its build (its container is removed in ``finally``).
 """
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
+import os
+import signal
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, cast
 
 from rich.console import Console
 from rich.live import Live
@@ -22,8 +31,19 @@ from rich.table import Table
 from builder.errors import MuslPbsError
 from builder.plan import Target
 
-# (target, reporter) -> archive path built (and verified, if asked)
-TargetJob = Callable[[Target, "LogReporter"], Path]
+STOP_GRACE = 60.0  # seconds a worker has to remove its container after SIGINT
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a target's job returns: the archive and anything for the report (picklable)."""
+
+    archive: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+# (target, reporter) -> what was built (and verified, if asked); runs in a worker process
+TargetJob = Callable[[Target, "LogReporter"], Built]
 
 
 @dataclass
@@ -37,6 +57,7 @@ class Outcome:
     finished: float | None = None
     archive: Path | None = None
     error: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -46,30 +67,76 @@ class Outcome:
 
 
 class LogReporter:
-    """A target's reporter: everything to its log file, the stage to the live display."""
+    """A target's reporter in its worker: everything to its log file, the stage and the
+    latest message to the parent's live display."""
 
-    def __init__(self, outcome: Outcome, log: TextIO, cancel: threading.Event) -> None:
-        self._outcome = outcome
+    def __init__(self, index: int, log: TextIO, conn: Connection) -> None:
+        self._index = index
         self._log = log
-        self._cancel = cancel
+        self._conn = conn
         self._start = time.monotonic()
 
     def _write(self, text: str) -> None:
-        if self._cancel.is_set():
-            raise KeyboardInterrupt  # unwinds the build: its container is removed
         self._log.write(f"{time.monotonic() - self._start:7.1f}s {text}\n")
         self._log.flush()
 
     def stage(self, name: str, message: str) -> None:
-        self._outcome.stage, self._outcome.message = name, message
+        self._conn.send(("stage", self._index, name, message))
         self._write(f"[{name}] {message}")
 
     def detail(self, message: str) -> None:
-        self._outcome.message = message
+        self._conn.send(("detail", self._index, message))
         self._write(f"          {message}")
 
     def output(self, line: str) -> None:
         self._write(f"        | {line}")
+
+
+def _run_job(job: TargetJob, index: int, target: Target, log_path: Path,
+             conn: Connection) -> tuple[str, str, Built | None]:
+    """One target in a worker: (state, error, built)."""
+    with log_path.open("w") as log:
+        try:
+            return "ok", "", job(target, LogReporter(index, log, conn))
+        except KeyboardInterrupt:
+            log.write("interrupted\n")
+            return "cancelled", "interrupted", None
+        except MuslPbsError as e:
+            log.write(f"error: {e.message}\n" + (f"hint: {e.hint}\n" if e.hint else ""))
+            return "failed", e.message.splitlines()[0], None
+        except Exception as e:  # a bug must not take the other targets down
+            log.write(traceback.format_exc())
+            return "failed", f"{type(e).__name__}: {e}", None
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    """The first stop signal unwinds the build; later ones (the terminal's Ctrl-C reaches
+    the workers, then the parent's SIGINT follows) must not interrupt the container's
+    removal."""
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker(job: TargetJob, targets: list[Target], logs: list[Path], conn: Connection) -> None:
+    """A worker process: build the target numbers the parent sends until it sends None."""
+    for s in _STOP_SIGNALS:
+        signal.signal(s, _interrupt_once)
+    try:
+        while (index := conn.recv()) is not None:
+            conn.send(("start", index))
+            state, error, built = _run_job(job, index, targets[index], logs[index], conn)
+            conn.send(("done", index, state, error, built))
+            if state == "cancelled":
+                return
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        return  # interrupted between targets, or the parent has gone
+
+
+Workers = dict[Connection, tuple[BaseProcess, int | None]]  # pipe -> (process, its target)
 
 
 @dataclass
@@ -79,24 +146,7 @@ class Runner:
     jobs: int
     logs_dir: Path
     console: Console = field(default_factory=lambda: Console(stderr=True))
-
-    def _run_one(self, outcome: Outcome, cancel: threading.Event) -> None:
-        outcome.state, outcome.started = "running", time.monotonic()
-        with outcome.log.open("w") as log:
-            reporter = LogReporter(outcome, log, cancel)
-            try:
-                outcome.archive = self.job(outcome.target, reporter)
-                outcome.state = "ok"
-            except KeyboardInterrupt:
-                outcome.state, outcome.error = "cancelled", "interrupted"
-            except MuslPbsError as e:
-                outcome.state, outcome.error = "failed", e.message.splitlines()[0]
-                log.write(f"error: {e.message}\n" + (f"hint: {e.hint}\n" if e.hint else ""))
-            except Exception as e:  # a bug must not take the other targets down
-                outcome.state, outcome.error = "failed", f"{type(e).__name__}: {e}"
-                log.write(traceback.format_exc())
-            finally:
-                outcome.finished = time.monotonic()
+    worker_pids: list[int] = field(default_factory=list)  # for tests and cleanups
 
     def _table(self, outcomes: list[Outcome]) -> Table:
         table = Table("target", "state", "stage", "elapsed", "detail")
@@ -113,25 +163,92 @@ class Runner:
         outcomes = [
             Outcome(t, self.logs_dir / f"{t.release}-{t.arch.alpine}.log") for t in self.targets
         ]
-        cancel = threading.Event()
-        pool = ThreadPoolExecutor(max_workers=max(1, self.jobs), thread_name_prefix="build")
-        futures: list[Future[None]] = []
+        logs = [o.log for o in outcomes]
+        ctx = multiprocessing.get_context("fork")  # the job is a closure: inherit, not pickle
+        workers: Workers = {}
+        for _ in range(max(1, min(self.jobs, len(outcomes)))):
+            parent_end, child_end = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(self.job, self.targets, logs, child_end),
+                               name="musl-pbs-build", daemon=True)
+            proc.start()
+            child_end.close()
+            self.worker_pids.append(proc.pid or 0)
+            workers[parent_end] = (proc, None)
+        pending = list(range(len(outcomes)))
         try:
+            for conn in list(workers):
+                self._hand_out(conn, workers, pending)
             with Live(self._table(outcomes), console=self.console, refresh_per_second=2,
                       transient=False) as live:
-                futures = [pool.submit(self._run_one, o, cancel) for o in outcomes]
-                while not all(f.done() for f in futures):
-                    time.sleep(0.5)
+                while workers:
+                    for ready in wait(list(workers), timeout=0.5):
+                        self._receive(cast(Connection, ready), workers, pending, outcomes)
                     live.update(self._table(outcomes))
+                for index in pending:  # every worker died: nobody left to build these
+                    outcomes[index].state, outcomes[index].error = "failed", "no worker left"
                 live.update(self._table(outcomes))
         except KeyboardInterrupt:
-            cancel.set()
-            for f in futures:
-                f.cancel()
-            pool.shutdown(wait=True)
+            self._stop(workers, outcomes)
             raise
-        pool.shutdown(wait=True)
         return outcomes
+
+    def _hand_out(self, conn: Connection, workers: Workers,
+                  pending: list[int]) -> None:
+        proc, _ = workers[conn]
+        index = pending.pop(0) if pending else None
+        try:
+            conn.send(index)
+        except (BrokenPipeError, ConnectionResetError):
+            if index is not None:
+                pending.insert(0, index)
+            return
+        workers[conn] = (proc, index)
+
+    def _receive(self, conn: Connection, workers: Workers,
+                 pending: list[int], outcomes: list[Outcome]) -> None:
+        proc, current = workers[conn]
+        try:
+            msg = conn.recv()
+        except (EOFError, ConnectionResetError):  # the worker exited (or was killed)
+            proc.join()
+            del workers[conn]
+            if current is not None and outcomes[current].state in ("waiting", "running"):
+                o = outcomes[current]
+                o.state, o.finished = "failed", time.monotonic()
+                o.error = f"worker process died (exit code {proc.exitcode})"
+            return
+        kind, index = msg[0], msg[1]
+        o = outcomes[index]
+        if kind == "start":
+            o.state, o.started = "running", time.monotonic()
+        elif kind == "stage":
+            o.stage, o.message = msg[2], msg[3]
+        elif kind == "detail":
+            o.message = msg[2]
+        elif kind == "done":
+            o.state, o.error, o.finished = msg[2], msg[3], time.monotonic()
+            built: Built | None = msg[4]
+            if built is not None:
+                o.archive, o.report = built.archive, built.report
+            if o.state != "cancelled":
+                self._hand_out(conn, workers, pending)
+
+    def _stop(self, workers: Workers,
+              outcomes: list[Outcome]) -> None:
+        """SIGINT every worker, give each time to remove its container, then make sure."""
+        for proc, _ in workers.values():
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc, _ in workers.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for o in outcomes:
+            if o.state in ("waiting", "running"):
+                o.state, o.error = "cancelled", "interrupted"
+                o.finished = o.finished or time.monotonic()
 
 
 def summary(outcomes: list[Outcome]) -> Table:

@@ -99,8 +99,15 @@ def parse_pbs_install_only_name(filename: str) -> tuple[ArchiveName, str] | None
 
 def uv_download_key(name: ArchiveName) -> str:
     """The key of an entry in uv's download-metadata.json, e.g.
-    ``cpython-3.12.11-linux-x86_64-musl``."""
-    return f"cpython-{name.version}-linux-{name.arch.uv_family}-musl"
+    ``cpython-3.12.11-linux-x86_64-musl``, ``cpython-3.12.11-linux-armv7-musleabihf``
+    (uv ignores the keys; they follow uv's own file: arch family, then libc)."""
+    return f"cpython-{name.version}-linux-{name.arch.uv_family}-{name.arch.uv_libc}"
+
+
+def uv_install_name(name: ArchiveName) -> str:
+    """The directory uv gives this Python among its managed installs (``uv python dir``),
+    e.g. ``cpython-3.12.11-linux-x86-musl``: uv finds a managed Python by this name only."""
+    return f"cpython-{name.version}-linux-{name.arch.uv_arch}-{name.arch.uv_libc}"
 
 
 def target_key(release_tag: str, arch: Arch) -> str:

@@ -24,19 +24,34 @@ class Arch:
     archive_arch: str  # spelling in cpython-X.Y.Z-linux-<archive_arch>-musl
     triple_arch: str  # first component of the target triple (python-build-standalone style)
     triple_libc: str  # libc component of the target triple
-    uv_family: str  # uv's download-metadata arch family
+    uv_family: str  # uv's download-metadata.json "arch.family" (see uv_arch, uv_libc)
     multiarch: str  # CPython's sys.implementation._multiarch on Alpine
+    # The largest page size a kernel of this arch may use: PT_LOAD must align to it.
+    max_page_size: int = 4096
     hard_float: bool | None = None  # ARM only: EF_ARM_ABI_FLOAT_HARD expected
-
-    @property
-    def max_page_size(self) -> int:
-        """The largest page size a kernel of this arch may use: PT_LOAD must align to it."""
-        return 65536 if self.alpine in ("aarch64", "ppc64le") else 4096
 
     @property
     def wheel_arch(self) -> str:
         """The arch in musllinux wheel platform tags (PEP 656)."""
         return _WHEEL_ARCH.get(self.alpine, self.alpine)
+
+    @property
+    def uv_arch(self) -> str:
+        """How uv spells this arch in its keys and managed-install names (``uv python list``).
+
+        uv parses ``arch.family`` with target_lexicon and prints 32-bit x86 as ``x86``
+        (uv-platform arch.rs). uv's own arch is the one its binary was compiled for: the
+        armv6 uv (``arm-unknown-linux-musleabihf``) asks for ``arm``, the armv7 uv for
+        ``armv7``, hence armhf's family ``arm``.
+        """
+        return _UV_ARCH.get(self.uv_family, self.uv_family)
+
+    @property
+    def uv_libc(self) -> str:
+        """uv's libc for this arch: the environment of the target triple (``musl``, and
+        ``musleabihf`` on hard-float ARM). uv matches it exactly; on ARM it detects
+        ``musleabihf`` when /proc/cpuinfo lists ``vfp`` (uv-platform libc.rs, cpuinfo.rs)."""
+        return self.triple_libc
 
     @property
     def loader(self) -> PurePosixPath:
@@ -57,27 +72,32 @@ ARCHES: dict[str, Arch] = {
         Arch("x86_64", "linux/amd64", "x86_64", "EM_X86_64", 64, True,
              "x86_64", "x86_64", "musl", "x86_64", "x86_64-linux-musl"),
         Arch("aarch64", "linux/arm64/v8", "aarch64", "EM_AARCH64", 64, True,
-             "aarch64", "aarch64", "musl", "aarch64", "aarch64-linux-musl"),
+             "aarch64", "aarch64", "musl", "aarch64", "aarch64-linux-musl", 65536),
         Arch("armv7", "linux/arm/v7", "armhf", "EM_ARM", 32, True,
-             "armv7", "armv7", "musleabihf", "armv7", "arm-linux-musleabihf", True),
+             "armv7", "armv7", "musleabihf", "armv7", "arm-linux-musleabihf", hard_float=True),
         Arch("armhf", "linux/arm/v6", "armhf", "EM_ARM", 32, True,
-             "armv6", "armv6", "musleabihf", "armv6", "arm-linux-musleabihf", True),
+             "armv6", "armv6", "musleabihf", "arm", "arm-linux-musleabihf", hard_float=True),
         Arch("x86", "linux/386", "i386", "EM_386", 32, True,
              "i686", "i686", "musl", "i686", "i386-linux-musl"),
         Arch("ppc64le", "linux/ppc64le", "powerpc64le", "EM_PPC64", 64, True,
-             "ppc64le", "ppc64le", "musl", "powerpc64le", "powerpc64le-linux-musl"),
+             "ppc64le", "ppc64le", "musl", "powerpc64le", "powerpc64le-linux-musl", 65536),
         Arch("s390x", "linux/s390x", "s390x", "EM_S390", 64, False,
              "s390x", "s390x", "musl", "s390x", "s390x-linux-musl"),
         Arch("riscv64", "linux/riscv64", "riscv64", "EM_RISCV", 64, True,
              "riscv64", "riscv64gc", "musl", "riscv64gc", "riscv64-linux-musl"),
+        # Alpine's ninth arch, from 3.21; its kernels use 16 KiB pages.
+        Arch("loongarch64", "linux/loong64", "loongarch64", "EM_LOONGARCH", 64, True,
+             "loongarch64", "loongarch64", "musl", "loongarch64", "loongarch64-linux-musl",
+             16384),
     )
 }
 
 _WHEEL_ARCH = {"armv7": "armv7l", "armhf": "armv6l", "x86": "i686"}
+_UV_ARCH = {"i686": "x86"}
 
 # Names people commonly type for an Alpine arch.
 _ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86",
-            "ppc64el": "ppc64le", "armv6": "armhf"}
+            "ppc64el": "ppc64le", "armv6": "armhf", "loong64": "loongarch64"}
 
 MUSL_LIBC_STEMS = ("libc", "libpthread", "librt", "libm", "libdl", "libutil", "libxnet")
 

@@ -50,3 +50,34 @@ class NullReporter:
 
     def output(self, line: str) -> None:
         pass
+
+
+class StepTimer:
+    """Passes everything on to ``inner`` and times the steps: each ``stage`` call starts a
+    step that ends where the next one starts (or at :meth:`finish`)."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self._steps: list[tuple[str, str, float]] = []
+        self._start = time.monotonic()
+
+    def stage(self, name: str, message: str) -> None:
+        self._steps.append((name, message, time.monotonic()))
+        self.inner.stage(name, message)
+
+    def detail(self, message: str) -> None:
+        self.inner.detail(message)
+
+    def output(self, line: str) -> None:
+        self.inner.output(line)
+
+    def finish(self) -> list[dict[str, str | float]]:
+        """The steps so far as ``{"stage", "step", "seconds"}``, then the total."""
+        end = time.monotonic()
+        ends = [t for _, _, t in self._steps[1:]] + [end]
+        out: list[dict[str, str | float]] = [
+            {"stage": name, "step": message, "seconds": round(stop - start, 3)}
+            for (name, message, start), stop in zip(self._steps, ends, strict=True)
+        ]
+        out.append({"stage": "total", "step": "", "seconds": round(end - self._start, 3)})
+        return out

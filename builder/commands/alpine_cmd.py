@@ -8,6 +8,10 @@ Output (stdout), for the nightly job:
   ``[]`` when nothing is new, so the output is always valid JSON and a workflow tests
   ``!= '[]'`` before building (GitHub refuses an empty matrix).
 
+Releases of the matrix that the document says are past their end of life (``eol_date``)
+are reported on stderr: stdout stays the list of targets. ``alpine update-matrix`` edits
+matrix.yaml to follow Alpine: new supported branches added, ended ones dropped.
+
 Exit 0 either way; non-zero only on an error (malformed document or state, network).
 """
 
@@ -15,11 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from builder.config import DEFAULT_MATRIX, load_matrix
-from builder.release.alpine_releases import load_state, new_targets, read_document
+from builder.release.alpine_releases import (
+    ended_releases,
+    load_state,
+    new_targets,
+    read_document,
+)
+from builder.release.matrix_update import DEFAULT_MIRROR, apply, mirror_lookup, plan
 
 
 def add_parser(sub: Any) -> None:
@@ -40,12 +53,34 @@ def add_parser(sub: Any) -> None:
                    "or a saved copy of either")
     c.add_argument("--state", required=True, type=Path, metavar="FILE",
                    help="state.json of the last release (missing: every target is new)")
-    c.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix.yaml to use")
-    c.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
-                   help="network timeout for a URL (default: 20)")
+    _common(c, "matrix.yaml to use")
     c.add_argument("--json", action="store_true",
                    help="print a JSON list on one line ([] when nothing is new)")
     c.set_defaults(run=_check)
+
+    u: argparse.ArgumentParser = actions.add_parser(
+        "update-matrix",
+        help="add Alpine's new supported branches to matrix.yaml and drop the ended ones",
+        description="Read releases.json; drop the matrix releases past their end of life, "
+        "add the supported branches the matrix lacks (Python minor and musl from the "
+        "branch's main/x86_64 APKINDEX on --mirror, architectures from releases.json). "
+        "Edits the file in place, keeping its comments; prints what changed.",
+    )
+    u.add_argument("--releases", required=True, metavar="URL_OR_FILE",
+                   help="https://alpinelinux.org/releases.json or a saved copy")
+    _common(u, "matrix.yaml to edit")
+    u.add_argument("--mirror", default=DEFAULT_MIRROR, metavar="URL_OR_DIR",
+                   help=f"Alpine mirror holding vX.Y/main/x86_64/APKINDEX.tar.gz "
+                   f"(default: {DEFAULT_MIRROR})")
+    u.set_defaults(run=_update_matrix)
+
+
+def _common(p: argparse.ArgumentParser, matrix_help: str) -> None:
+    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help=matrix_help)
+    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="network timeout for a URL (default: 20)")
+    p.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                   help="the date end-of-life dates are compared with (default: today)")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -53,9 +88,32 @@ def _check(args: argparse.Namespace) -> int:
     state = load_state(args.state)
     doc = read_document(args.releases, timeout=args.timeout)
     found = new_targets(doc, state, matrix)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for ended in ended_releases(doc, matrix, args.today or date.today()):
+        err.print(f"ended: {ended.describe()}: drop it from {matrix.source.name} "
+                  "(musl-pbs alpine update-matrix)")
     if args.json:
         print(json.dumps([t.to_json() for t in found]))
     else:
         for t in found:
             print(f"{t.target}\t{t.reason}")
+    return 0
+
+
+def _update_matrix(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    doc = read_document(args.releases, timeout=args.timeout)
+    change = plan(doc, matrix, args.today or date.today(),
+                  mirror_lookup(args.mirror, args.timeout))
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for note in change.notes:
+        err.print(f"note: {note}")
+    if change.empty:
+        err.print(f"{args.matrix}: follows Alpine already")
+        return 0
+    apply(args.matrix, change)
+    for e in change.dropped:
+        print(f"dropped {e.tag}: {e.describe()}")
+    for r in change.added:
+        print(f"added {r.tag}: Python {r.python}, musl {r.musl}, {', '.join(r.arches)}")
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,15 @@ from typing import Any
 from rich.console import Console
 
 from builder.build import build_target
-from builder.config import DEFAULT_MATRIX, Matrix, load_matrix
+from builder.config import DEFAULT_MATRIX, DEFAULT_RECIPES, Matrix, load_matrix
 from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
 from builder.lowlevel.outdir import check_writable_dir
-from builder.multi import LogReporter, Runner, summary
+from builder.multi import Built, LogReporter, Runner, summary
 from builder.naming import ArchiveName
 from builder.plan import Target, expand, select
 from builder.platforms import get_arch
 from builder.progress import ConsoleReporter, Reporter
+from builder.stages.pack import zstd_threads
 from builder.stages.verify import verify_archive
 
 
@@ -38,10 +40,15 @@ def add_parser(sub: Any) -> None:
                    "or ARCH; repeatable)")
     p.add_argument("--python", metavar="X.Y", help="recipe to install with (default: the "
                    "release's Python in the matrix; the installed version decides in the end)")
+    p.add_argument("--recipes", type=Path, default=DEFAULT_RECIPES, metavar="DIR",
+                   help="directory of pythonX.Y.yaml recipes (a minor without one is built "
+                   "with a default recipe, and the manifest says recipe: default)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="targets built at once (1)")
     p.add_argument("--verify", action="store_true", help="verify each archive after building")
     p.add_argument("--verify-image", action="append", metavar="[TARGET=]IMAGE",
-                   help="musl-only base image for --verify (default: derived from alpine:TAG)")
+                   help="image for --verify (default: alpine:TAG, as users run it)")
+    p.add_argument("--verify-musl-only", action="store_true", help="--verify in the musl-only "
+                   "base derived from that image (loader and busybox only)")
     p.add_argument("--out", type=Path, default=Path("dist"), help="output directory (dist/)")
     p.add_argument("--work", type=Path, default=Path("build"), help="work directory (build/)")
     p.add_argument("--base-url", help="where dist/ will be served from, for the URLs in "
@@ -82,8 +89,8 @@ def _targets(args: argparse.Namespace, matrix: Matrix) -> list[Target]:
 
 
 def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporter: Reporter,
-               work: Path, claim: Callable[[ArchiveName], None] | None = None
-               ) -> dict[str, Any]:
+               work: Path, claim: Callable[[ArchiveName], None] | None = None,
+               threads: int | None = None) -> dict[str, Any]:
     result = build_target(
         arch=target.arch,
         release_tag=target.release,
@@ -95,17 +102,29 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporte
         reporter=reporter,
         base_url=args.base_url,
         claim=claim,
+        threads=threads,
+        recipes_dir=args.recipes,
     )
     if args.verify:
         report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),
-                                reporter=reporter)
+                                reporter=reporter, musl_only=args.verify_musl_only)
         if not report.ok:
             raise VerifyFailedError(
                 f"{result.packed.gz.name}: " + "; ".join(
                     f"{r.check} {r.path}: {r.detail}" for r in report.failures))
     return {"paths": [str(result.packed.gz), str(result.packed.zst),
                       str(result.packed.manifest)],
-            "manifest": result.packed.data, "seconds": result.seconds}
+            "manifest": result.packed.data, "seconds": result.seconds,
+            "timings": result.timings}
+
+
+def stage_seconds(timings: list[dict[str, Any]]) -> str:
+    """``acquire 3.1s, stage 2.0s, ...``: the steps of :class:`StepTimer` summed per stage."""
+    per: dict[str, float] = {}
+    for t in timings:
+        if t["stage"] != "total":
+            per[t["stage"]] = per.get(t["stage"], 0.0) + float(t["seconds"])
+    return ", ".join(f"{name} {sec:.1f}s" for name, sec in per.items())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,41 +140,53 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(done["manifest"], indent=2, sort_keys=True))
         else:
-            err.print(f"built in {done['seconds']:.0f}s", highlight=False)
+            err.print(f"built in {done['seconds']:.0f}s ({stage_seconds(done['timings'])})",
+                      highlight=False)
             print("\n".join(done["paths"]))  # stdout: paths, archive first, for scripts
         return 0
 
-    manifests: dict[str, Any] = {}
-    claimed: dict[str, str] = {}
-    lock = threading.Lock()
+    args.work.mkdir(parents=True, exist_ok=True)
+    claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=args.work))
+    threads = zstd_threads(min(args.jobs, len(targets)))
 
     def claim_for(target: Target) -> Callable[[ArchiveName], None]:
         def claim(name: ArchiveName) -> None:
-            with lock:
-                other = claimed.setdefault(name.stem, target.name)
-            if other != target.name:
+            """Targets build in separate processes: the first to create the file wins."""
+            mark = claims / name.stem
+            try:
+                with mark.open("x") as f:
+                    f.write(target.name)
+            except FileExistsError:
+                other = mark.read_text()
                 raise UsageError(
                     f"{target.name} would write {name.gz}, which {other} writes in this run",
                     hint="build these targets into different --out directories",
-                )
+                ) from None
         return claim
 
-    def job(target: Target, reporter: LogReporter) -> Path:
+    def job(target: Target, reporter: LogReporter) -> Built:
         done = _build_one(args, matrix, target, reporter,
                           args.work / f"{target.release}-{target.arch.alpine}",
-                          claim_for(target))
-        manifests[target.name] = done["manifest"]
-        return Path(done["paths"][0])
+                          claim_for(target), threads)
+        return Built(Path(done["paths"][0]),
+                     {"manifest": done["manifest"], "timings": done["timings"]})
 
-    outcomes = Runner(targets, job, args.jobs, args.work / "logs", err).run()
+    try:
+        outcomes = Runner(targets, job, args.jobs, args.work / "logs", err).run()
+    finally:
+        shutil.rmtree(claims, ignore_errors=True)
     err.print(summary(outcomes))
     failed = [o for o in outcomes if o.state != "ok"]
     if args.json:
         print(json.dumps({"targets": [{"target": o.target.name, "state": o.state,
                                        "archive": str(o.archive) if o.archive else None,
                                        "error": o.error, "log": str(o.log),
-                                       "seconds": round(o.seconds, 1)} for o in outcomes],
-                          "manifests": manifests}, indent=2, sort_keys=True))
+                                       "seconds": round(o.seconds, 1),
+                                       "timings": o.report.get("timings", [])}
+                                      for o in outcomes],
+                          "manifests": {o.target.name: o.report["manifest"] for o in outcomes
+                                        if "manifest" in o.report}},
+                         indent=2, sort_keys=True))
     else:
         for o in outcomes:
             if o.archive:

@@ -21,8 +21,14 @@ def add_parser(sub: Any) -> None:
         "verify", help="audit an archive and test it in a clean musl container"
     )
     p.add_argument("archive", type=Path, help="cpython-X.Y.Z-linux-ARCH-musl.tar.gz or .tar.zst")
-    p.add_argument("--image", help="musl-only base image to test in (default: derived from "
-                   "the archive's Alpine release: its loader and busybox only)")
+    p.add_argument("--image", help="image to test in (default: alpine:TAG of the archive's "
+                   "Alpine release, as users run it)")
+    p.add_argument("--musl-only", action="store_true", help="test in the stricter musl-only "
+                   "base derived from that image (its loader and busybox, nothing else)")
+    p.add_argument("--thread-stack-probe", type=int, metavar="BYTES",
+                   help="(testing) run the thread-stack check with threading.stack_size(BYTES) "
+                   "instead of the interpreter's default, to see it catch a small stack: "
+                   "131072 (musl's default) must fail")
     p.add_argument("--wheelhouse", type=Path, help="directory with pip and numpy wheels "
                    "(default: downloaded once from PyPI and cached)")
     p.add_argument("--static-only", action="store_true", help="skip the container checks")
@@ -46,8 +52,10 @@ def _print(report: VerifyReport, console: Console) -> None:
         table.add_row(escape(r.check), mark, escape(detail))
     imports = [r for r in report.results if r.check.startswith("import:")]
     ok_imports = sum(r.ok for r in imports)
-    table.add_row("import:*", "[green]ok[/]" if ok_imports == len(imports) else "[red]FAIL[/]",
-                  f"{ok_imports}/{len(imports)} extension modules in lib-dynload import")
+    if imports:  # none when the runtime checks did not run (--static-only, a refusal)
+        table.add_row("import:*",
+                      "[green]ok[/]" if ok_imports == len(imports) else "[red]FAIL[/]",
+                      f"{ok_imports}/{len(imports)} extension modules in lib-dynload import")
     console.print(table)
 
 
@@ -58,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         reporter=ConsoleReporter(),
         wheelhouse=args.wheelhouse,
         runtime=not args.static_only,
+        musl_only=args.musl_only,
+        thread_stack_size=args.thread_stack_probe,
     )
     if args.json:
         print(json.dumps(report.to_json(), indent=2))

@@ -8,6 +8,8 @@ Python 3.8+ syntax, stdlib only: this file is not part of the builder's runtime.
 import importlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import sysconfig
 
@@ -70,6 +72,49 @@ def musl_abi():
     return "%s %s" % (multiarch, suffix)
 
 
+# Deep recursion in a thread. Each level goes through C (map calls back into Python), so it
+# uses C stack and not only Python frames (3.11+ runs Python-to-Python calls without it).
+# musl's default thread stack is 128 KiB; Alpine builds python3 with THREAD_STACK_SIZE and
+# -Wl,-z,stack-size of 2 MiB. Measured on x86_64 (~330 bytes a level): 400 levels already
+# crash with 128 KiB and with 256 KiB 800 do; 2 MiB takes 1400. 1000 lies between, and
+# under CPython 3.12's C recursion limit (1500).
+THREAD_DEPTH = 1000
+THREAD_PROBE = """
+import sys, threading
+size, depth = int(sys.argv[1]), int(sys.argv[2])
+if size:
+    threading.stack_size(size)
+sys.setrecursionlimit(depth + 200)
+def down(n):
+    return list(map(down, [n - 1]))[0] + 1 if n else 0
+got = []
+t = threading.Thread(target=lambda: got.append(down(depth)))
+t.start()
+t.join()
+sys.exit(0 if got == [depth] else 1)
+"""
+
+
+def thread_stack():
+    size = int(CONFIG.get("thread_stack_size") or 0)
+    what = "threading.stack_size(%d)" % size if size else "the default thread stack size"
+    r = subprocess.run([sys.executable, "-c", THREAD_PROBE, str(size), str(THREAD_DEPTH)],
+                       capture_output=True, timeout=600)
+    if r.returncode != 0:
+        if r.returncode < 0:
+            try:
+                how = "was killed by %s" % signal.Signals(-r.returncode).name
+            except ValueError:
+                how = "was killed by signal %d" % -r.returncode
+        else:
+            tail = r.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            how = "exited %d%s" % (r.returncode, (": " + tail[0]) if tail else "")
+        raise AssertionError(
+            "recursion %d deep in a threading.Thread with %s %s (musl's default thread stack "
+            "is 128 KiB; Alpine's python3 asks for 2 MiB)" % (THREAD_DEPTH, what, how))
+    return "recursion %d deep in a threading.Thread with %s" % (THREAD_DEPTH, what)
+
+
 def sysconfig_paths():
     bad = {}
     for key in ("LIBDIR", "INCLUDEPY", "BINDIR", "LIBPL", "LIBDEST", "prefix"):
@@ -89,6 +134,7 @@ check("zlib", zlib_roundtrip)
 check("ctypes-callback", ctypes_callback)
 check("musl-abi", musl_abi)
 check("sysconfig-paths", sysconfig_paths)
+check("thread-stack", thread_stack)
 
 dynload = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")
 present = set()

@@ -38,6 +38,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection
 
 from builder.errors import MuslPbsError, UndecidedError
+from builder.lowlevel.apkversion import compare, upstream_version
 from builder.lowlevel.boundedio import read_capped
 from builder.lowlevel.elf import ELF_MAGIC, ElfInfo, read_elf
 from builder.lowlevel.rootfs import link_chain, resolve_in_root
@@ -510,10 +511,10 @@ def _conclude(root: Path, loader: _Loader, arch_elf: ElfInfo, arch_source: PureP
         apk = _apk_musl_version(root)
         if apk is not None:
             evidence.append(f"{APK_INSTALLED}: P:musl V:{apk}")
-            upstream = apk.split("-r", 1)[0]
+            upstream = upstream_version(apk)
             if version is None:
                 version = upstream
-            elif version != upstream:
+            elif compare(version, upstream) != 0:
                 evidence.append(f"the loader says {version}, the apk database {upstream}")
     ans = _arch_from_elf(arch_elf, arch_source)
     evidence += ans.notes

@@ -14,16 +14,20 @@ from typing import Any
 from builder.errors import (
     ChecksumMismatchError,
     ManifestMissingError,
+    MuslTooOldError,
     NoFittingArchiveError,
     NotOurArchiveError,
     UnwritableOutputError,
     UsageError,
 )
 from builder.host.detect import Detection
+from builder.lowlevel.apkversion import ApkVersion, compare
 from builder.lowlevel.boundedio import CAP_MANIFEST, CAP_METADATA
-from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.jsonio import expect_object, read_json
+from builder.lowlevel.muslfloor import imported_from_libc, lacking, loader_symbols
 from builder.lowlevel.outdir import check_writable_dir, unwritable
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS
 from builder.naming import parse_archive_name
 from builder.platforms import ARCHES, get_arch
 from builder.release.uvmeta import version_sort_key
@@ -39,18 +43,16 @@ class Candidate:
     path: Path
     sha256: str | None
     musl_needed: str | None
+    musl_floor: dict[str, Any] | None = None  # the manifest's musl_floor (symbols, by release)
 
     @property
     def version_key(self) -> tuple[int, int, int, int, int]:
         return version_sort_key(self.version)  # pre-releases sort before the final
 
 
-def _vkey(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split(".") if p.isdigit())
-
-
-def _manifest_facts(path: Path) -> tuple[str | None, str | None]:
-    """(sha256 of the .tar.gz, musl version needed) from a manifest beside an archive."""
+def _manifest_facts(path: Path) -> tuple[str | None, str | None, dict[str, Any] | None]:
+    """(sha256 of the .tar.gz, musl version needed, musl floor) from a manifest beside an
+    archive."""
     manifest = expect_object(
         read_json(path, cap=CAP_MANIFEST, what="a manifest", error=NotOurArchiveError),
         str(path), "a manifest", NotOurArchiveError)
@@ -64,7 +66,11 @@ def _manifest_facts(path: Path) -> tuple[str | None, str | None]:
     if musl is not None and not isinstance(musl, str):
         raise NotOurArchiveError(f"{path}: musl_version_needed must be a string "
                                  f"(got {_short(musl)})")
-    return sha.lower(), musl or None
+    floor = manifest.get("musl_floor")
+    if floor is not None and not isinstance(floor, dict):
+        raise NotOurArchiveError(f"{path}: musl_floor must be an object (got {_short(floor)})")
+        # its lists are checked where they are used (lacking() takes any strings)
+    return sha.lower(), musl or None, floor
 
 
 def candidates_from_dir(directory: Path) -> list[Candidate]:
@@ -79,10 +85,10 @@ def candidates_from_dir(directory: Path) -> list[Candidate]:
         if name is None:
             continue
         manifest_path = archive.with_name(name.manifest)
-        sha = musl = None
+        sha = musl = floor = None
         if manifest_path.exists() or manifest_path.is_symlink():
-            sha, musl = _manifest_facts(manifest_path)
-        out.append(Candidate(name.version, name.arch.alpine, archive, sha, musl))
+            sha, musl, floor = _manifest_facts(manifest_path)
+        out.append(Candidate(name.version, name.arch.alpine, archive, sha, musl, floor))
     return out
 
 
@@ -91,7 +97,7 @@ def _metadata_entry(path: Path, key: str, entry: Any) -> Candidate | None:
     where = f"{path}: entry {key!r}"
     if not isinstance(entry, dict):
         raise NotOurArchiveError(f"{where} must be an object, not {_short(entry)}")
-    if entry.get("libc") != "musl" or entry.get("os") != "linux":
+    if not str(entry.get("libc", "")).startswith("musl") or entry.get("os") != "linux":
         return None
     url = entry.get("url")
     if not isinstance(url, str) or not url:
@@ -122,7 +128,8 @@ def _metadata_entry(path: Path, key: str, entry: Any) -> Candidate | None:
 
 
 def candidates_from_metadata(path: Path) -> list[Candidate]:
-    """Entries of a uv download-metadata.json with ``libc: musl`` and a local file URL."""
+    """Entries of a uv download-metadata.json for musl (``musl``, and ``musleabihf`` as uv
+    spells hard-float ARM) with a local file URL."""
     data = expect_object(
         read_json(path, cap=CAP_METADATA, what="a download-metadata.json",
                   error=NotOurArchiveError),
@@ -140,7 +147,41 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def choose(cands: list[Candidate], detection: Detection, version: str | None) -> Candidate:
+
+
+def host_loader(detection: Detection) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The exports (and LFS64 aliases) of the loader the detected system really uses."""
+    if detection.libc != "musl" or not detection.loader_resolved:
+        return None
+    return loader_symbols(detection.root / detection.loader_resolved.lstrip("/"))
+
+
+def musl_shortfall(cand: Candidate, musl: str | None,
+                   loader: tuple[frozenset[str], frozenset[str]] | None) -> list[str] | None:
+    """Why ``cand`` cannot run on a musl ``musl`` whose loader exports ``loader``: the
+    missing symbols (possibly none named), or None when it can. The loader's own exports
+    decide when both they and the archive's needed symbols are known; otherwise the
+    recorded floor, compared in apk's order."""
+    floor = cand.musl_floor or {}
+    needed = floor.get("needed")
+    if loader is not None and isinstance(needed, list) and needed:
+        missing = lacking(needed, *loader)
+        return missing or None
+    if not cand.musl_needed or not musl or compare(musl, cand.musl_needed) >= 0:
+        return None
+    by_version = floor.get("missing_by_version") or {}
+    known = [v for v in by_version if compare(v, musl) <= 0]
+    if known:  # the newest release the table knows at or below this one
+        return list(by_version[max(known, key=ApkVersion)])
+    return list(floor.get("set_by") or [])
+
+
+def choose(
+    cands: list[Candidate],
+    detection: Detection,
+    version: str | None,
+    loader: tuple[frozenset[str], frozenset[str]] | None = None,
+) -> Candidate:
     if detection.libc != "musl":
         what = (f"{detection.libc} {detection.version or ''}".strip() if detection.libc
                 else "no libc that could be identified")
@@ -164,14 +205,13 @@ def choose(cands: list[Candidate], detection: Detection, version: str | None) ->
             + f" in the release (it has: {have})",
         )
     best = max(fits, key=lambda c: c.version_key)
-    if best.musl_needed and detection.version and _vkey(detection.version) < _vkey(
-        best.musl_needed
-    ):
-        raise NoFittingArchiveError(
+    missing = musl_shortfall(best, detection.version, loader)
+    if missing is not None:
+        named = (f": this musl lacks {', '.join(missing)}" if missing else "")
+        raise MuslTooOldError(
             f"{best.path.name} needs musl >= {best.musl_needed}; this system has "
-            f"musl {detection.version}",
-            hint="upgrade the system (apk upgrade musl) or use an archive built on an older "
-            "Alpine release",
+            f"musl {detection.version}{named} (refused before unpacking: it would fail "
+            "with 'symbol not found')",
         )
     return best
 
@@ -198,11 +238,15 @@ def _expected_sha256(candidate: Candidate, given: str | None) -> str:
 
 
 def install(candidate: Candidate, dest: Path, *, force: bool = False,
-            sha256: str | None = None) -> Path:
+            sha256: str | None = None,
+            loader: tuple[frozenset[str], frozenset[str]] | None = None) -> Path:
     """Check the sha256, unpack to a temporary sibling of ``dest``, rename into place.
 
     An archive is unpacked only when its sha256 is known (from its manifest, the
-    download-metadata, or ``sha256``) and matches.
+    download-metadata, or ``sha256``) and matches. With the system's ``loader`` exports
+    given, the unpacked files must import nothing it lacks, or nothing is put in place
+    (the check that covers archives whose manifest records no symbols, e.g. from uv's
+    download-metadata).
     """
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise UnwritableOutputError(f"--dir {dest}: exists and is not a directory")
@@ -228,6 +272,12 @@ def install(candidate: Candidate, dest: Path, *, force: bool = False,
         top = tmp / "tree" / "python"
         if not (top / "bin" / "python3").exists():
             raise NotOurArchiveError(f"{candidate.path.name} holds no python/bin/python3")
+        missing = lacking(imported_from_libc(top), *loader) if loader is not None else []
+        if missing:
+            raise MuslTooOldError(
+                f"{candidate.path.name}: this system's musl lacks {', '.join(missing)}, "
+                "which its files import; nothing was installed (it would fail with "
+                "'symbol not found')")
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(top, dest)

@@ -64,7 +64,3 @@ def parse_installed(text: str) -> list[ApkPackage]:
         )
     return packages
 
-
-def upstream_version(apk_version: str) -> str:
-    """``1.2.5-r0`` -> ``1.2.5``; ``3.11.9-r1`` -> ``3.11.9``."""
-    return apk_version.split("-r", 1)[0] if "-r" in apk_version else apk_version

@@ -104,13 +104,16 @@ class Container:
         network: bool = True,
         purpose: str = "build",
         environment: Mapping[str, str] | None = None,
+        binds: Mapping[Path, PurePosixPath] | None = None,
     ) -> None:
+        """``binds``: host files or directories mounted read-only at container paths."""
         self._client = client
         self.image = image
         self.platform = platform
         self.network = network
         self.name = f"musl-pbs-{purpose}-{uuid.uuid4().hex[:12]}"
         self._environment = dict(environment or {})
+        self._binds = dict(binds or {})
         self._container: Any = None
 
     # -- lifetime -------------------------------------------------------------------------
@@ -129,6 +132,9 @@ class Container:
             # Removed by the engine too once it stops, even if we never get to (the engine
             # stopped under us: it removes such containers when it starts again).
             kwargs["auto_remove"] = True
+        if self._binds:
+            kwargs["volumes"] = {str(host): {"bind": str(dest), "mode": "ro"}
+                                 for host, dest in self._binds.items()}
         try:
             self._container = self._client.containers.create(
                 self.image, _IDLE_COMMAND, **kwargs
@@ -220,12 +226,39 @@ class Container:
             )
         return result
 
+    def commit(self, repository: str, tag: str) -> str:
+        """Save the container's filesystem as image ``repository:tag``; return its id."""
+        image = self._container.commit(repository=repository, tag=tag)
+        return str(image.id)
+
     # -- files ----------------------------------------------------------------------------
     def put_tar(self, dest: PurePosixPath, data: bytes | BinaryIO) -> None:
         """Unpack a tar stream (plain or gzip) into ``dest`` (created if missing)."""
         self.check_call(["mkdir", "-p", str(dest)], what=f"mkdir {dest}")
         if not self._container.put_archive(str(dest), data):
             raise ContainerCommandError(f"could not copy files into {dest} of {self.name}")
+
+    def read_file(self, path: PurePosixPath, limit: int = 64 << 20) -> bytes | None:
+        """The bytes of the regular file ``path`` leads to (links followed inside the
+        container), at most ``limit``; None when there is no such file."""
+        real = self.call(["readlink", "-f", str(path)])
+        target = real.output.strip() if real.exit_code == 0 else ""
+        if not target.startswith("/"):
+            return None
+        try:
+            chunks, _stat = self._container.get_archive(target)
+        except docker.errors.NotFound:
+            return None
+        buf = io.BytesIO()
+        for chunk in chunks:
+            buf.write(chunk)
+            if buf.tell() > limit + (1 << 20):
+                return None
+        buf.seek(0)
+        with tarfile.open(fileobj=buf, mode="r") as tar:
+            member = next((m for m in tar if m.isfile()), None)
+            f = tar.extractfile(member) if member is not None else None
+            return f.read(limit) if f is not None else None
 
     def put_files(self, dest: PurePosixPath, files: Iterable[tuple[str, Path]]) -> None:
         """Copy host files into ``dest`` under the given names."""
@@ -272,9 +305,11 @@ class ChunkReader(io.RawIOBase):
         while size < 0 or len(self._buffer) < size:
             try:
                 chunk = next(self._chunks, b"")
-            except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+            except _ENGINE_ERRORS as e:
                 raise DockerUnavailableError(
-                    f"the export of {self._what} broke off: {e}"
+                    f"the export of {self._what} broke off: {e}",
+                    hint="check that the engine is still running (`docker info`), then run "
+                    "the same command again: nothing half-done is kept",
                 ) from None
             if not chunk:
                 break

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
+from elftools.elf.sections import SymbolTableSection
 
 ELF_MAGIC = b"\x7fELF"
 EF_ARM_ABI_FLOAT_HARD = 0x400
@@ -59,6 +62,17 @@ def is_elf(path: Path) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _elf_file(path: Path) -> Iterator[ELFFile | None]:
+    """``path`` opened as an ELFFile (None when it does not start with the ELF magic)."""
+    with path.open("rb") as f:
+        if f.read(4) != ELF_MAGIC:
+            yield None
+            return
+        f.seek(0)
+        yield ELFFile(f)
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.split(":") if p)
 
@@ -66,11 +80,9 @@ def _split(value: str) -> tuple[str, ...]:
 def read_elf(path: Path) -> ElfInfo | None:
     """Return the facts of an ELF file, or None when it is not a readable ELF."""
     try:
-        with path.open("rb") as f:
-            if f.read(4) != ELF_MAGIC:
+        with _elf_file(path) as elf:
+            if elf is None:
                 return None
-            f.seek(0)
-            elf = ELFFile(f)
             interp: str | None = None
             needed: list[str] = []
             rpath: tuple[str, ...] = ()
@@ -117,3 +129,43 @@ def read_elf(path: Path) -> ElfInfo | None:
             )
     except (ELFError, OSError, ValueError, KeyError):
         return None
+
+
+@dataclass(frozen=True)
+class DynamicSymbols:
+    """The dynamic symbol table of one ELF file: what it exports and what it imports."""
+
+    defined: frozenset[str]  # global/weak symbols it exports
+    undefined: frozenset[str]  # global symbols it needs from its DT_NEEDED (not weak ones)
+
+
+_MAX_DYNSYM = 200_000
+
+
+def dynamic_symbols(path: Path) -> DynamicSymbols | None:
+    """Read ``.dynsym``: exported names, and the names it imports (strong references only:
+    a weak undefined symbol may be absent at run time). None when not a readable ELF."""
+    defined: set[str] = set()
+    undefined: set[str] = set()
+    try:
+        with _elf_file(path) as elf:
+            if elf is None:
+                return None
+            section = elf.get_section_by_name(".dynsym")
+            if not isinstance(section, SymbolTableSection):
+                return DynamicSymbols(frozenset(), frozenset())
+            for i, sym in enumerate(section.iter_symbols()):
+                if i > _MAX_DYNSYM:
+                    break
+                name = sym.name
+                bind = sym["st_info"]["bind"]
+                if not name or bind not in ("STB_GLOBAL", "STB_WEAK", "STB_GNU_UNIQUE"):
+                    continue
+                if sym["st_shndx"] == "SHN_UNDEF":
+                    if bind == "STB_GLOBAL":
+                        undefined.add(name)
+                elif sym["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED"):
+                    defined.add(name)
+    except (ELFError, OSError, ValueError, KeyError):
+        return None
+    return DynamicSymbols(frozenset(defined), frozenset(undefined))

@@ -99,7 +99,8 @@ def derive_base_image(source: str, arch: Arch, reporter: Reporter) -> str:
     with tempfile.TemporaryDirectory(prefix="musl-pbs-base-") as tmp:
         export = Path(tmp, "export.tar")
         layer = Path(tmp, "layer.tar")
-        with Container(client, source, platform=arch.docker_platform, purpose="base") as c:
+        with Container(client, source, platform=arch.docker_platform, network=False,
+                       purpose="base") as c:
             c.export(export)
         loader, libc = arch.loader.name, arch.libc_soname
         with tarfile.open(export) as src, tarfile.open(layer, "w") as dst:

@@ -63,3 +63,53 @@ def pip_wheel(wheelhouse: Path) -> Path:
     if not wheels:
         raise NetworkError(f"{wheelhouse} holds no pip wheel")
     return wheels[-1]
+
+
+# Compiled projects whose musllinux wheels test a C extension on an arch, in order of
+# preference: numpy where PyPI has it for the arch, else smaller ones published for more
+# arches (markupsafe: armv7l, i686, ppc64le, riscv64; msgpack: i686, riscv64).
+EXTENSION_PROJECTS = ("numpy", "markupsafe", "msgpack")
+# What proves the compiled part loaded (not a pure-Python fallback), per project.
+EXTENSION_IMPORTS = {
+    "numpy": "import numpy; assert numpy.arange(15).reshape(3, 5).sum() == 105; "
+             "print('numpy', numpy.__version__)",
+    "markupsafe": "import markupsafe, markupsafe._speedups as s; "
+                  "assert str(s.escape('<a>')) == '&lt;a&gt;'; print('markupsafe', s.__file__)",
+    "msgpack": "import msgpack, msgpack._cmsgpack as c; "
+               "assert c.unpackb(c.packb([1, 'a'])) == [1, 'a']; print('msgpack', c.__file__)",
+}
+
+
+def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
+    """(project, directory holding its wheel) of the first of :data:`EXTENSION_PROJECTS`
+    that PyPI publishes as a musllinux wheel for CPython ``minor`` on ``arch``; None when
+    none is. Downloaded once, cached under ~/.cache/musl-pbs/wheelhouse/ext-... ."""
+    tag = minor.replace(".", "")
+    dest = CACHE / "wheelhouse" / f"ext-cp{tag}-musllinux-{arch.wheel_arch}"
+    marker = dest / MARKER
+    if marker.exists():
+        project = marker.read_text().strip()
+        return (project, dest) if project else None
+    tmp = dest.with_name(dest.name + ".tmp")
+    found = ""
+    for project in EXTENSION_PROJECTS:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--no-deps", "--only-binary=:all:", "--dest", str(tmp),
+             "--python-version", minor, "--implementation", "cp", "--abi", f"cp{tag}",
+             "--platform", f"musllinux_1_2_{arch.wheel_arch}",
+             "--platform", f"musllinux_1_1_{arch.wheel_arch}", project],
+            capture_output=True, text=True, check=False)
+        if out.returncode == 0 and any(tmp.glob("*.whl")):
+            found = project
+            break
+        if "No matching distribution" not in out.stderr + out.stdout:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise NetworkError(f"pip download {project} for musllinux {arch.wheel_arch} "
+                               f"failed:\n{(out.stdout + out.stderr)[-1500:]}")
+    (tmp / MARKER).write_text(found)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return (found, dest) if found else None

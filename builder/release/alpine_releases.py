@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ class Branch:
     tag: str  # "3.21" or "edge": the spelling of matrix.yaml
     latest: str | None  # newest release listed, e.g. "3.21.3"; None when none is
     arches: frozenset[str] | None  # architectures the document speaks for; None: all
+    eol: date | None = None  # end of life (releases.json's eol_date); None: unknown
+
+    def ended(self, today: date) -> bool:
+        return self.eol is not None and self.eol < today
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,16 @@ def _str_list(value: object, source: str, where: str) -> list[str]:
     return list(value)
 
 
+def _eol(value: object, source: str, where: str) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise MalformedDocumentError(f"{source}: {where}: {value!r} is not a date "
+                                     "like 2026-11-01") from None
+
+
 def _from_releases_json(data: Mapping[str, Any], source: str) -> ReleaseDocument:
     branches_raw = data.get("release_branches")
     if not isinstance(branches_raw, list):
@@ -145,7 +160,8 @@ def _from_releases_json(data: Mapping[str, Any], source: str) -> ReleaseDocument
                     f"{source}: {where}.releases[{j}] needs a 'version' string"
                 )
             versions.append(version)
-        branches[tag] = Branch(tag, _newest(versions), arches)
+        branches[tag] = Branch(tag, _newest(versions), arches,
+                               _eol(entry.get("eol_date"), source, f"{where}.eol_date"))
     if not branches:
         raise MalformedDocumentError(f"{source}: 'release_branches' is empty")
     return ReleaseDocument(source, RELEASES_JSON, branches)
@@ -285,3 +301,28 @@ def _newer(latest: str, previous: str) -> bool:
     if new is None:
         return False
     return old is None or new > old
+
+
+@dataclass(frozen=True)
+class EndedRelease:
+    tag: str  # matrix.yaml's release tag
+    eol: date
+
+    def describe(self) -> str:
+        return f"Alpine {self.tag} is past its end of life ({self.eol.isoformat()})"
+
+
+def ended_releases(doc: ReleaseDocument, matrix: Matrix, today: date) -> list[EndedRelease]:
+    """The matrix's releases whose branch the document says has ended before ``today``."""
+    out = []
+    for release in matrix.releases:
+        branch = doc.branches.get(release.tag)
+        if branch is not None and branch.eol is not None and branch.ended(today):
+            out.append(EndedRelease(release.tag, branch.eol))
+    return out
+
+
+def supported_branches(doc: ReleaseDocument, today: date) -> list[Branch]:
+    """The stable branches (not edge) that have not ended, oldest first."""
+    stable = [b for b in doc.branches.values() if b.tag != "edge" and not b.ended(today)]
+    return sorted(stable, key=lambda b: tuple(int(p) for p in b.tag.split(".")))

@@ -9,10 +9,13 @@ uv reads this map through ``UV_PYTHON_DOWNLOADS_JSON_URL`` / ``--python-download
         "prerelease": "", "url": "...", "sha256": "...", "variant": null, "build": "20250101"
     }
 
-uv ignores the keys and, for a request like ``3.12``, takes the first entry that matches in
-file order, so entries are written newest version first (as uv's own file is).
-uv calls every musl host's libc ``musl`` (armv7 and armhf included), so ``libc`` is always
-``musl``; ``arch.family`` is :attr:`builder.platforms.Arch.uv_family`.
+uv ignores the keys. For a request like ``3.12`` older uv took the first matching entry in
+file order (uv 0.13 sorts the entries itself), so entries are written newest version first,
+as uv's own file is.
+uv matches ``arch.family`` and ``libc`` exactly against the host it runs on, so both come
+from the arch table: ``arch.family`` is :attr:`builder.platforms.Arch.uv_family`, ``libc`` is
+:attr:`builder.platforms.Arch.uv_libc` (``musleabihf`` on armv7 and armhf: uv answers a
+``musl`` entry there with "uv does not yet provide musl Python distributions on armv7").
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def download_entry(manifest: Mapping[str, Any], url: str, build: str | None) -> 
         "name": "cpython",
         "arch": {"family": name.arch.uv_family, "variant": None},
         "os": "linux",
-        "libc": "musl",
+        "libc": name.arch.uv_libc,
         "major": major,
         "minor": minor,
         "patch": patch,

@@ -20,11 +20,14 @@ from typing import Any
 
 from builder.config import Recipe
 from builder.errors import ContainerCommandError, StageError
-from builder.lowlevel.apkdb import ApkPackage, parse_installed, upstream_version
+from builder.lowlevel import apk
+from builder.lowlevel.apkdb import ApkPackage, parse_installed
+from builder.lowlevel.apkversion import upstream_version
 from builder.lowlevel.container import Container, docker_client, ensure_image
-from builder.lowlevel.extract import ROOTFS_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.jsonio import write_json
 from builder.lowlevel.rootfs import APK_DB_CAP, SMALL_FILE, read_in_root
+from builder.lowlevel.tarstream import ROOTFS_LIMITS
 from builder.platforms import Arch
 from builder.progress import Reporter
 
@@ -105,6 +108,7 @@ class Acquired:
     packages: tuple[ApkPackage, ...]
     installed: tuple[str, ...]  # packages named on the apk command lines that succeeded
     missing_optional: tuple[str, ...] = field(default=())
+    apk_version: str = ""  # the image's apk-tools (`apk --version`): 2.x or 3.x
 
     @property
     def rootfs(self) -> Path:
@@ -223,21 +227,26 @@ def acquire(
     image_digests = tuple(str(d) for d in image_obj.attrs.get("RepoDigests") or ())
     reporter.stage("acquire", f"starting {image} ({arch.docker_platform})")
     with Container(client, image, platform=arch.docker_platform, purpose="acquire") as c:
+        apk_version = apk.version_of(c)
+        reporter.detail(f"apk-tools {apk_version or '(version not reported)'}")
         command = recipe.install_command()
         reporter.stage("acquire", " ".join(command))
-        c.check_call(
-            command,
-            what=" ".join(command),
-            hint="apk's message is above; check the package names in "
-            f"{recipe.source.name} and that the image can reach its repositories",
-            on_output=reporter.output,
-        )
+        added = apk.add(c, command, recipe.packages, on_output=reporter.output)
+        if not added.ok:
+            raise ContainerCommandError(
+                f"{' '.join(command)} failed in {image} (exit {added.exit_code}; not "
+                f"installed: {', '.join(added.missing)}):\n{apk.error_lines(added.output)}",
+                hint="apk's message is above; check the package names in "
+                f"{recipe.source.name} and that the image can reach its repositories",
+            )
+        if added.offline_but_installed:
+            reporter.detail(f"apk could not reach a repository (exit {added.exit_code}), "
+                            f"but {', '.join(recipe.packages)} are installed: going on")
         installed = list(recipe.packages)
         missing: list[str] = []
         for pkg in recipe.optional_packages:
-            optional = recipe.install_command((pkg,))
-            opt = c.call(optional, on_output=reporter.output)
-            if opt.exit_code == 0:
+            opt = apk.add(c, recipe.install_command((pkg,)), (pkg,), on_output=reporter.output)
+            if opt.ok:
                 installed.append(pkg)
             else:
                 missing.append(pkg)
@@ -276,6 +285,7 @@ def acquire(
         packages=tuple(packages),
         installed=tuple(installed),
         missing_optional=tuple(missing),
+        apk_version=apk_version,
     )
     result.save()
     return result

@@ -1,7 +1,10 @@
 """verify: static audit on the host, then runtime checks in a clean musl container.
 
-The archive is unpacked into a random directory of a fresh container made from a
-musl-only base image (loader + busybox, nothing else) with no network.
+The archive is unpacked into a random directory of a fresh container with no network. By
+default the container is the archive's Alpine release as users run it (``alpine:TAG``:
+musl, busybox, zlib, OpenSSL, nothing of Python); with ``musl_only`` it is the stricter
+musl-only base derived from that image (loader + busybox, nothing else), so that a library
+the system happens to ship cannot hide one the archive lacks.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from builder.errors import (
     NotOurArchiveError,
     UnsafeArchiveError,
 )
+from builder.lowlevel.apkversion import compare
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
-from builder.lowlevel.extract import ARCHIVE_LIMITS, OPEN_ERRORS, extract, open_tar
+from builder.lowlevel.extract import extract
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json
+from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, loader_symbols
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
@@ -158,17 +164,21 @@ def _checksum_result(archive: Path, ident: ArchiveIdentity) -> CheckResult | Non
                        archive.name)
 
 
-def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> list[CheckResult]:
+def static_audit(
+    archive: Path, ident: ArchiveIdentity, reporter: Reporter
+) -> tuple[list[CheckResult], frozenset[str]]:
+    """The static checks, and the symbols the archive takes from musl."""
     reporter.stage("verify", "static audit (ELF headers, RPATHs, DT_NEEDED, text files)")
     results = []
     with tempfile.TemporaryDirectory(prefix="musl-pbs-audit-") as tmp:
         try:
             extract(archive, Path(tmp, "tree"), ARCHIVE_LIMITS, label=archive.name)
         except UnsafeArchiveError as e:
-            return [CheckResult("archive-safety", False, e.message, archive.name)]
+            return [CheckResult("archive-safety", False, e.message, archive.name)], frozenset()
         tree = Path(tmp, "tree", "python")
         findings: list[Finding] = (audit_elves(tree, ident.arch) + audit_links(tree)
                                    + audit_text(tree, ident.minor))
+        needed = imported_from_libc(tree)
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check, []).append(f)
@@ -178,11 +188,79 @@ def static_audit(archive: Path, ident: ArchiveIdentity, reporter: Reporter) -> l
             results.append(CheckResult(f"static:{check}", True))
         for f in got:
             results.append(CheckResult(f"static:{check}", False, f.message, f.path))
-    return results
+    results.append(recorded_floor_check(ident, needed))
+    return results, needed
+
+
+def recorded_floor_check(ident: ArchiveIdentity, needed: frozenset[str]) -> CheckResult:
+    """The musl floor the archive records must not be below what its symbols prove:
+    install trusts the record where it cannot read the system's loader."""
+    recorded = ident.info.get("musl_version_needed")
+    if not isinstance(recorded, str) or not recorded:
+        return CheckResult("static:musl-floor", False, "the archive records no "
+                           "musl_version_needed", level="warning")
+    floor_info = ident.info.get("musl_floor")
+    built_on = floor_info.get("built_on") if isinstance(floor_info, dict) else None
+    proven = load_table().floor(ident.arch.alpine, needed, str(built_on or recorded))
+    if compare(recorded, proven.version) < 0:
+        return CheckResult("static:musl-floor", False,
+                           f"records musl >= {recorded}, but its symbols need "
+                           f"{proven.version} ({', '.join(proven.set_by) or 'unknown'})")
+    return CheckResult("static:musl-floor", True, f"musl >= {recorded}")
+
+
+def musl_floor_check(c: Container, ident: ArchiveIdentity, needed: frozenset[str]) -> CheckResult:
+    """Does the image's own loader export every symbol the archive takes from musl?"""
+    loader = ident.arch.loader
+    floor = str(ident.info.get("musl_version_needed") or "?")
+    data = c.read_file(loader)
+    if data is None:
+        return CheckResult("musl-floor", False, f"{c.image} has no {loader}", str(loader))
+    with tempfile.TemporaryDirectory(prefix="musl-pbs-loader-") as tmp:
+        path = Path(tmp, loader.name)
+        path.write_bytes(data)
+        syms = loader_symbols(path)
+    if syms is None:
+        return CheckResult("musl-floor", False, f"{loader} of {c.image} has no symbol table",
+                           str(loader))
+    missing = lacking(needed, *syms)
+    if missing:
+        return CheckResult("musl-floor", False,
+                           f"the musl of {c.image} lacks {', '.join(missing)}: the archive "
+                           f"needs musl >= {floor}; refused before unpacking (it would fail "
+                           "with 'symbol not found')", str(loader))
+    return CheckResult("musl-floor", True,
+                       f"all {len(needed)} symbols the archive takes from musl resolve "
+                       f"(floor {floor})", str(loader))
+
+
+def release_image(ident: ArchiveIdentity) -> str:
+    """``alpine:TAG`` of the Alpine release the archive was built from (``alpine:3.20``)."""
+    release = str(ident.info.get("alpine_release") or "")
+    return "alpine:" + (".".join(release.split(".")[:2]) or "latest")
+
+
+def runtime_image(
+    ident: ArchiveIdentity, image: str | None, musl_only: bool, reporter: Reporter
+) -> str:
+    """The image the runtime checks run in: ``image`` (default: the release's Alpine image)
+    as it is, or with ``musl_only`` the musl-only base derived from it."""
+    source = image or release_image(ident)
+    if musl_only:
+        return derive_base_image(source, ident.arch, reporter)
+    ensure_image(
+        docker_client(), source, ident.arch.docker_platform,
+        hint=f"pull it, or pass --image with an image of that Alpine release for "
+        f"{ident.arch.alpine} (the test ground prints one: `tests/fixtures/build-images "
+        f"--arch {ident.arch.alpine}`, second line)",
+    )
+    return source
 
 
 def _run_checks(
-    archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter
+    archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter,
+    needed: frozenset[str],
+    thread_stack_size: int | None = None,
 ) -> list[CheckResult]:
     client = docker_client()
     ensure_image(client, image, ident.arch.docker_platform)
@@ -192,10 +270,15 @@ def _run_checks(
     python = prefix / "bin" / "python3"
     pip = pip_wheel(wheelhouse)
     config = {"required": ident.info.get("required_extensions", []),
-              "expected": ident.info.get("expected_extensions", [])}
+              "expected": ident.info.get("expected_extensions", []),
+              "thread_stack_size": thread_stack_size}
     script = resources.files("builder").joinpath("data/runtime_checks.py").read_bytes()
     with Container(client, image, platform=ident.arch.docker_platform, network=False,
                    purpose="verify") as c:
+        reporter.stage("verify", f"musl floor: the symbols the archive needs, in {image}")
+        results.append(musl_floor_check(c, ident, needed))
+        if not results[-1].ok:
+            return results
         reporter.stage("verify", f"unpacking into {base} of a {image} container (no network)")
         c.put_tar(base, plain_tar_bytes(archive))
         buf = io.BytesIO()
@@ -206,7 +289,8 @@ def _run_checks(
             tar.add(str(wheelhouse), arcname="wheelhouse")
         c.put_tar(PurePosixPath("/opt/musl-pbs-verify"), buf.getvalue())
 
-        reporter.stage("verify", "interpreter checks (prefix, zlib, ctypes, every extension)")
+        reporter.stage("verify", "interpreter checks (prefix, zlib, ctypes, thread stack, "
+                       "every extension)")
         r = c.call([str(python), "/opt/musl-pbs-verify/runtime_checks.py", str(prefix),
                     json.dumps(config)], env={"LD_LIBRARY_PATH": ""})
         try:
@@ -250,18 +334,26 @@ def verify_archive(
     reporter: Reporter,
     wheelhouse: Path | None = None,
     runtime: bool = True,
+    musl_only: bool = False,
+    thread_stack_size: int | None = None,
 ) -> VerifyReport:
+    """Audit ``archive``, then run it in ``image`` (default: its release's ``alpine:TAG``;
+    ``musl_only``: the musl-only base derived from that image).
+
+    ``thread_stack_size`` is for showing that the thread-stack check works: the probe then
+    calls ``threading.stack_size()`` with it (131072, musl's default, must fail).
+    """
     ident = identify(archive)
     report = VerifyReport(archive, ident.arch.alpine, ident.version)
     checksum = _checksum_result(archive, ident)
     if checksum is not None:
         report.results.append(checksum)
-    report.results += static_audit(archive, ident, reporter)
+    static, needed = static_audit(archive, ident, reporter)
+    report.results += static
     if runtime:
         wh = wheelhouse or ensure_wheelhouse(ident.minor, ident.arch)
-        release = str(ident.info.get("alpine_release") or "")
-        tag = ".".join(release.split(".")[:2]) or "latest"
-        base = image or derive_base_image(f"alpine:{tag}", ident.arch, reporter)
-        with engine_errors(f"verify in {base}"):
-            report.results += _run_checks(archive, ident, base, wh, reporter)
+        where = runtime_image(ident, image, musl_only, reporter)
+        with engine_errors(f"verify in {where}"):
+            report.results += _run_checks(archive, ident, where, wh, reporter,
+                                          needed, thread_stack_size)
     return report

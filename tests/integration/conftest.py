@@ -26,6 +26,27 @@ def images_for(arch: str, python: str = "3.11") -> tuple[str, str]:
     return alpine_like, base
 
 
+# The Python minors the test ground may offer, tried in this order by find_testground().
+TESTGROUND_PYTHONS = ("3.11", "3.12", "3.13")
+
+
+def find_testground(arch: str) -> tuple[str, str, str] | None:
+    """(minor, Alpine-like image, base image) of the first minor the test ground offers for
+    ``arch``; None when it offers none (build-images exits 2 for an unsupported target)."""
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        pytest.fail("the Docker engine is not running (.ci/run starts it)")
+    for minor in TESTGROUND_PYTHONS:
+        out = subprocess.run([str(BUILD_IMAGES), "--arch", arch, "--python", minor],
+                             capture_output=True, text=True)
+        if out.returncode == 0:
+            alpine_like, base = out.stdout.split()
+            return minor, alpine_like, base
+        if out.returncode != 2:
+            pytest.fail(f"build-images --arch {arch} --python {minor} failed:\n"
+                        f"{out.stderr[-3000:]}")
+    return None
+
+
 @pytest.fixture(scope="session")
 def images_x86_64() -> tuple[str, str]:
     return images_for("x86_64")

@@ -16,6 +16,7 @@ from builder.cli import main
 from builder.config import load_recipe
 from builder.errors import ContainerCommandError
 from builder.platforms import get_arch
+from builder.progress import NullReporter
 from builder.stages.acquire import acquire
 
 pytestmark = pytest.mark.docker
@@ -73,14 +74,35 @@ def test_verify_passes(built_x86_64: Path, images_x86_64: tuple[str, str],
     failed = [r for r in report["results"] if not r["ok"] and r["level"] == "error"]
     assert code == 0, failed
     checks = {r["check"]: r for r in report["results"]}
-    for name in ("prefix", "zlib", "ctypes-callback", "musl-abi", "venv", "venv-python",
-                 "pip-install-numpy", "numpy", "static:needed", "static:rpath",
+    for name in ("prefix", "zlib", "ctypes-callback", "musl-abi", "thread-stack", "venv",
+                 "venv-python", "pip-install-numpy", "numpy", "static:needed", "static:rpath",
                  "static:elf-interpreter", "static:elf-machine", "checksum"):
         assert checks[name]["ok"], checks[name]
     assert "105" in checks["numpy"]["detail"]
     assert checks["prefix"]["detail"].startswith("/opt/unpacked-")
     assert sum(c.startswith("import:") for c in checks) >= 20
     assert _leftover_containers() == []
+
+
+def test_thread_stack_probe_catches_musls_default_stack(
+    built_x86_64: Path, images_x86_64: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deep recursion in a thread: 2 MiB (what Alpine's python3 asks for) passes, musl's
+    default 128 KiB fails and verify names the check. In the musl-only base, too."""
+    gz = _archive(built_x86_64)
+    code = main(["verify", str(gz), "--image", images_x86_64[1], "--musl-only",
+                 "--thread-stack-probe", "131072"])
+    err = capsys.readouterr().err
+    assert code == 12, err
+    failed = err[err.index("check(s) failed"):]
+    assert "thread-stack" in failed and "threading.stack_size(131072)" in failed
+    assert "SIGSEGV" in failed or "RecursionError" in failed
+    code = main(["verify", str(gz), "--image", images_x86_64[1], "--musl-only",
+                 "--thread-stack-probe", "2097152", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, [r for r in report["results"] if not r["ok"]]
+    stack = next(r for r in report["results"] if r["check"] == "thread-stack")
+    assert stack["ok"] and "threading.stack_size(2097152)" in stack["detail"], stack
 
 
 def test_verify_zst_statically(built_x86_64: Path) -> None:
@@ -132,7 +154,7 @@ def test_apk_failure_shows_apks_message(images_x86_64: tuple[str, str], tmp_path
     assert "no-such-package-xyz" in e.value.message
     assert "apk add --no-cache no-such-package-xyz" in e.value.message
     assert _leftover_containers() == []
-    assert not (tmp_path / "rootfs.tar").exists()
+    assert not (tmp_path / "rootfs").exists()
 
 
 def test_ctrl_c_removes_the_container(images_x86_64: tuple[str, str], tmp_path: Path) -> None:
@@ -146,6 +168,31 @@ def test_ctrl_c_removes_the_container(images_x86_64: tuple[str, str], tmp_path: 
         acquire(arch=get_arch("x86_64"), image=images_x86_64[0], recipe=load_recipe("3.11"),
                 out_dir=tmp_path, reporter=Interrupt())
     assert _leftover_containers() == []
+
+
+def test_ctrl_c_during_the_export_stream_leaves_no_container_and_no_tree(
+    images_x86_64: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export flows into the extraction; an interrupt halfway through it removes the
+    container and the half-made tree, and nothing is left under the final name."""
+    import builder.stages.acquire as acquire_module
+
+    seen: list[str] = []
+    transform = acquire_module.rootfs_transform
+
+    def interrupt_halfway(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        seen.append(member.name)
+        if len(seen) == 800:
+            raise KeyboardInterrupt
+        return transform(member)
+
+    monkeypatch.setattr(acquire_module, "rootfs_transform", interrupt_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        acquire(arch=get_arch("x86_64"), image=images_x86_64[0], recipe=load_recipe("3.11"),
+                out_dir=tmp_path, reporter=NullReporter())
+    assert len(seen) == 800
+    assert _leftover_containers() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_same_image_same_recipe_same_bytes(

@@ -18,11 +18,15 @@ import docker.errors
 import pytest
 
 from builder.cli import main
+from builder.config import load_recipe
 from builder.lowlevel.container import Container, docker_client
-from builder.lowlevel.extract import ROOTFS_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.images import SOURCE_LABEL, load_rootfs_image
+from builder.lowlevel.tarstream import ROOTFS_LIMITS
 from builder.platforms import get_arch
-from builder.stages.acquire import rootfs_transform
+from builder.progress import NullReporter
+from builder.stages.acquire import Acquired, rootfs_transform
+from builder.stages.stage import stage
 from tests.usrmerge import usr_merge
 
 pytestmark = pytest.mark.docker
@@ -82,4 +86,9 @@ def test_build_and_verify_from_a_usr_merged_root(
     # The stream kept what the facts need and dropped what no archive holds.
     assert (root / "usr/lib/apk/db/installed").is_file() and not (root / "proc").exists()
     assert not list((work / "x86_64" / "acquire").glob("*.tar"))
+    # acquire.json and rootfs/ are all a stage needs to run again alone.
+    acquired = Acquired.load(work / "x86_64" / "acquire")
+    staged = stage(acquired, load_recipe(acquired.python.minor), X86_64, tmp_path / "again",
+                   NullReporter())
+    assert staged.bundled == manifest["bundled_libraries"]
     assert main(["verify", str(gz), "--image", images_x86_64[1]]) == 0

@@ -1,8 +1,19 @@
-"""uv installs our archive through download-metadata.json, offline, in a clean musl
-container: the real uv (its musllinux wheel carries a static binary), the real engine."""
+"""uv gets our Pythons and uses them, offline, in a clean musl container of each arch: the
+real uv (the static binary of its wheel on PyPI), the real engine, qemu-user for foreign
+arches. Two ways in, both checked end to end:
+
+- ``uv python install 3.X`` through our download-metadata.json (every arch with a uv binary);
+- ``musl-pbs install --for-uv`` (x86_64: musl-pbs itself runs in the container), after which
+  uv finds the Python among its managed installs with no setting at all.
+
+Either way ``uv python list`` shows it, ``uv venv`` and ``uv run`` use it, a compiled
+extension from PyPI imports in the venv, and ``uv python uninstall`` removes it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import json
 import shutil
@@ -10,41 +21,90 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from builder.build import write_download_metadata
+from builder.cli import main
 from builder.lowlevel.container import Container, docker_client
-from builder.lowlevel.wheelhouse import CACHE, ensure_wheelhouse
-from builder.platforms import get_arch
+from builder.lowlevel.elf import read_elf
+from builder.lowlevel.images import load_rootfs_image
+from builder.lowlevel.wheelhouse import (
+    CACHE,
+    EXTENSION_IMPORTS,
+    ensure_wheelhouse,
+    extension_wheel,
+    pip_wheel,
+)
+from builder.naming import ArchiveName, uv_install_name
+from builder.platforms import ARCHES, Arch, get_arch
+
+from .conftest import find_testground
+from .test_install_in_container import tool_wheelhouse
 
 pytestmark = pytest.mark.docker
 
+UV_VERSION = "0.13.9"  # the uv the README's table was tested with
+UV_DIR = PurePosixPath("/root/.local/share/uv/python")  # `uv python dir` for root
 
-def uv_binary(arch: str = "x86_64") -> Path:
-    """The static uv binary from uv's musllinux wheel on PyPI, downloaded once."""
-    dest = CACHE / "uv" / arch / "uv"
+# A Raspberry Pi 3's /proc/cpuinfo (32-bit kernel). On ARM uv calls the libc musleabihf
+# only when the Features line has "vfp" (uv-platform cpuinfo.rs). qemu-user 7.2 (Debian 12)
+# passes the x86 host's /proc/cpuinfo through, where uv would decide "musleabi"; ARM
+# containers get this file so that uv sees what it sees on ARM hardware.
+ARM_CPUINFO = """processor\t: 0
+model name\t: ARMv7 Processor rev 4 (v7l)
+BogoMIPS\t: 38.40
+Features\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32
+CPU implementer\t: 0x41
+CPU architecture: 7
+CPU variant\t: 0x0
+CPU part\t: 0xd03
+CPU revision\t: 4
+
+Hardware\t: BCM2835
+Revision\t: a02082
+Model\t\t: Raspberry Pi 3 Model B Rev 1.2
+"""
+
+
+def uv_binary(arch: Arch) -> Path | None:
+    """The static uv binary of uv's wheel for ``arch`` on PyPI (musllinux, or linux_armv6l
+    for ARMv6), downloaded once; None when PyPI has none for the arch."""
+    home = CACHE / "uv" / UV_VERSION / arch.alpine
+    dest, none = home / "uv", home / "none"
     if dest.exists():
         return dest
-    tmp = dest.parent / "download"
+    if none.exists():
+        return None
+    tmp = home / "download"
     shutil.rmtree(tmp, ignore_errors=True)
+    w = arch.wheel_arch
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-         "--only-binary=:all:", "--platform", f"musllinux_1_1_{arch}", "-d", str(tmp), "uv"],
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+         "--platform", f"musllinux_1_1_{w}", "--platform", f"musllinux_1_2_{w}",
+         "--platform", f"linux_{w}", "-d", str(tmp), f"uv=={UV_VERSION}"],
         capture_output=True, text=True)
     if out.returncode != 0:
-        pytest.fail(f"could not download uv's musllinux wheel: {out.stderr[-2000:]}")
+        if "No matching distribution" in out.stderr:
+            home.mkdir(parents=True, exist_ok=True)
+            none.write_text(out.stderr[-2000:])
+            return None
+        pytest.fail(f"could not download uv's wheel for {w}: {out.stderr[-2000:]}")
     wheel = next(tmp.glob("uv-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         member = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
         dest.write_bytes(z.read(member))
     dest.chmod(0o755)
     shutil.rmtree(tmp)
+    info = read_elf(dest)
+    assert info is not None and info.machine == arch.elf_machine and info.interpreter is None, (
+        f"{wheel.name}: not a static {arch.elf_machine} binary")
     return dest
 
 
-def _tar_dir(files: dict[str, Path]) -> bytes:
+def _tar(files: dict[str, Path]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, path in files.items():
@@ -52,51 +112,185 @@ def _tar_dir(files: dict[str, Path]) -> bytes:
     return buf.getvalue()
 
 
-def test_uv_python_install_venv_and_numpy(
-    built_x86_64: Path, images_x86_64: tuple[str, str], tmp_path: Path
+_BUILT: dict[tuple[str, str], Path] = {}
+
+
+def _built(arch: str, minor: str, image: str, request: pytest.FixtureRequest) -> Path:
+    """The archive (.tar.gz) of one build per (arch, minor) in this session."""
+    if (arch, minor) == ("x86_64", "3.11"):  # the session's x86_64 build, shared
+        _BUILT[arch, minor] = next(
+            request.getfixturevalue("built_x86_64").glob("cpython-*-musl.tar.gz"))
+    if (arch, minor) not in _BUILT:
+        tmp: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        root = tmp.mktemp(f"uv-build-{arch}")
+        assert main(["build", "--arch", arch, "--image", image, "--out", str(root / "dist"),
+                     "--work", str(root / "work"), "-q"]) == 0
+        _BUILT[arch, minor] = next((root / "dist").glob("cpython-*-musl.tar.gz"))
+    return _BUILT[arch, minor]
+
+
+class UvBox:
+    """A container with uv at /usr/local/bin/uv; ``run`` asserts success."""
+
+    def __init__(self, c: Container, env: dict[str, str]) -> None:
+        self.c, self.env = c, env
+
+    def run(self, *argv: str, env: dict[str, str] | None = None) -> str:
+        r = self.c.call(list(argv), env={**self.env, **(env or {})})
+        assert r.exit_code == 0, f"{' '.join(argv)} (exit {r.exit_code}):\n{r.output[-3000:]}"
+        return r.output
+
+
+@contextlib.contextmanager
+def uv_box(arch: Arch, image: str, files: dict[str, Path], tmp: Path) -> Iterator[UvBox]:
+    binds = {}
+    if arch.elf_machine == "EM_ARM":
+        (tmp / "cpuinfo").write_text(ARM_CPUINFO)
+        binds[tmp / "cpuinfo"] = PurePosixPath("/proc/cpuinfo")
+    uv = uv_binary(arch)
+    assert uv is not None
+    env = {"HOME": "/root", "UV_CACHE_DIR": "/tmp/uv-cache", "UV_NO_PROGRESS": "1",
+           "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+    with Container(docker_client(), image, platform=arch.docker_platform, network=False,
+                   purpose="uv", binds=binds) as c:
+        c.put_tar(PurePosixPath("/"), _tar({**files, "usr/local/bin/uv": uv}))
+        yield UvBox(c, env)
+
+
+def use_python_with_uv(box: UvBox, name: ArchiveName, minor: str,
+                       ext: tuple[str, Path] | None) -> None:
+    """With the Python installed among uv's managed ones: list, venv, run, an extension,
+    uninstall."""
+    managed = UV_DIR / uv_install_name(name)
+    # uv's own installs also get a minor-version link it hands out instead (for upgrades).
+    homes = {str(managed), str(UV_DIR / uv_install_name(ArchiveName(minor, name.arch)))}
+    listed = box.run("uv", "python", "list", "--only-installed")
+    assert uv_install_name(name) in listed, listed
+    found = box.run("uv", "python", "find", minor).strip()
+    assert any(found.startswith(f"{h}/bin/python") for h in homes), found
+    box.run("uv", "venv", "--python", minor, "/tmp/venv")
+    base = box.run("/tmp/venv/bin/python", "-c", "import sys; print(sys.base_prefix)").strip()
+    assert base in homes, base
+    ran = box.run("uv", "run", "--offline", "--no-project", "--python", minor, "python", "-c",
+                  "import sys, sysconfig; print(sys.prefix, sysconfig.get_config_var('LIBDIR'))")
+    prefix, libdir = ran.split()
+    assert prefix in homes and libdir in {f"{h}/lib" for h in homes}, ran
+    if ext is not None:
+        project, _ = ext
+        box.run("uv", "pip", "install", "--python", "/tmp/venv/bin/python", "--offline",
+                "--no-index", "--find-links", "/wheels", project)
+        out = box.run("/tmp/venv/bin/python", "-c", EXTENSION_IMPORTS[project])
+        assert out.startswith(project), out
+    box.run("uv", "python", "uninstall", minor)
+    assert uv_install_name(name) not in box.run("uv", "python", "list", "--only-installed")
+    r = box.c.call(["ls", str(managed)])
+    assert r.exit_code != 0, r.output  # gone
+
+
+@pytest.mark.parametrize("alpine", sorted(ARCHES))
+def test_uv_python_install_venv_and_extension(
+    alpine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    arch = get_arch("x86_64")
+    """Every arch with a uv binary and a test-ground image: `uv python install` through our
+    metadata, in the bare base container, offline."""
+    arch = get_arch(alpine)
+    if uv_binary(arch) is None:
+        pytest.skip(f"PyPI has no static uv {UV_VERSION} wheel for {arch.wheel_arch}")
+    found = find_testground(alpine)
+    if found is None:
+        pytest.skip(f"the test ground has no {alpine} image yet")
+    minor, alpine_like, base = found
+    archive = _built(alpine, minor, alpine_like, request)
     release = tmp_path / "release"
     release.mkdir()
-    archive = next(built_x86_64.glob("cpython-*-linux-x86_64-musl.tar.gz"))
-    manifest = archive.with_name(archive.name.replace(".tar.gz", ".json"))
     shutil.copy2(archive, release)
-    shutil.copy2(manifest, release)
-    metadata = write_download_metadata(release, base_url="file:///release")
-    entries = json.loads(metadata.read_text())
-    key = f"cpython-{json.loads(manifest.read_text())['python_version']}-linux-x86_64-musl"
-    assert entries[key]["url"] == f"file:///release/{archive.name}"
-    minor = ".".join(key.split("-")[1].split(".")[:2])
-    wheelhouse = ensure_wheelhouse(minor, arch)
+    shutil.copy2(archive.with_name(archive.name.replace(".tar.gz", ".json")), release)
+    metadata = json.loads(write_download_metadata(release, "file:///release").read_text())
+    name = ArchiveName(archive.name.split("-")[1], arch)
+    ext = extension_wheel(minor, arch)
+    files = {"release": release, **({"wheels": ext[1]} if ext else {})}
+    with uv_box(arch, base, files, tmp_path) as box:
+        box.env["UV_PYTHON_DOWNLOADS_JSON_URL"] = "/release/download-metadata.json"
+        key = next(iter(metadata))
+        assert metadata[key]["libc"] == arch.uv_libc
+        assert metadata[key]["arch"]["family"] == arch.uv_family
+        out = box.run("uv", "python", "install", minor)
+        assert uv_install_name(name) in out, out
+        use_python_with_uv(box, name, minor, ext)
+    if ext is None:
+        pytest.skip(f"uv python install, venv, run and uninstall work on {alpine}; no compiled "
+                    f"extension tried: PyPI has no musllinux {arch.wheel_arch} wheel of "
+                    f"{', '.join(('numpy', 'markupsafe', 'msgpack'))}")
 
-    env = {
-        "UV_PYTHON_DOWNLOADS_JSON_URL": "/release/download-metadata.json",
-        "UV_PYTHON_INSTALL_DIR": "/opt/uv-python",
-        "UV_CACHE_DIR": "/tmp/uv-cache",
-        "UV_NO_PROGRESS": "1",
-        "HOME": "/root",
-    }
+
+def test_armv7_musl_entry_is_what_uv_refused(tmp_path: Path) -> None:
+    """Why the libc is musleabihf: uv's armv7 binary answers a "musl" armv7 entry (what
+    musl-pbs wrote before) with its refusal, and finds the musleabihf one. No archive needed:
+    uv decides before it downloads."""
+    arch = get_arch("armv7")
+    if uv_binary(arch) is None:
+        pytest.skip(f"PyPI has no static uv {UV_VERSION} wheel for armv7l")
+    release = tmp_path / "release"
+    release.mkdir()
+    entry = {"name": "cpython", "arch": {"family": "armv7", "variant": None}, "os": "linux",
+             "major": 3, "minor": 12, "patch": 8, "prerelease": "", "variant": None,
+             "url": "file:///release/missing.tar.gz", "sha256": None, "build": None}
+    for libc in ("musl", "musleabihf"):
+        (release / f"{libc}.json").write_text(json.dumps(
+            {f"cpython-3.12.8-linux-armv7-{libc}": {**entry, "libc": libc}}))
+    image = "musl-pbs-test/alpine-minirootfs:3.20.3-armv7"
+    _minirootfs_image(arch, image)
+    with uv_box(arch, image, {"release": release}, tmp_path) as box:
+        r = box.c.call(["uv", "python", "install", "3.12"],
+                       env={**box.env, "UV_PYTHON_DOWNLOADS_JSON_URL": "/release/musl.json"})
+        assert r.exit_code != 0
+        assert "does not yet provide musl Python distributions on armv7" in r.output, r.output
+        r = box.c.call(["uv", "python", "install", "3.12"], env={
+            **box.env, "UV_PYTHON_DOWNLOADS_JSON_URL": "/release/musleabihf.json"})
+        assert r.exit_code != 0  # found it, then the file is missing
+        assert "missing.tar.gz" in r.output, r.output
+
+
+def _minirootfs_image(arch: Arch, ref: str) -> None:
+    """The official Alpine 3.20.3 minirootfs of ``arch`` as an image (../shared/alpine)."""
     client = docker_client()
-    with Container(client, images_x86_64[1], platform=arch.docker_platform, network=False,
-                   purpose="uv") as c:
-        c.put_tar(PurePosixPath("/"), _tar_dir({
-            "release": release, "wheelhouse": wheelhouse, "opt/uv/uv": uv_binary(),
-        }))
+    if client.images.list(name=ref):
+        return
+    src = Path(__file__).resolve().parents[3] / "shared" / "alpine" / "minirootfs" / (
+        f"alpine-minirootfs-3.20.3-{arch.alpine}.tar.gz")
+    if not src.is_file():
+        pytest.skip(f"no Alpine minirootfs at {src}")
+    layer = CACHE / "uv" / f"minirootfs-3.20.3-{arch.alpine}.tar"
+    with gzip.open(src) as g, layer.open("wb") as f:
+        shutil.copyfileobj(g, f)
+    load_rootfs_image(client, layer, ref, arch)
+    layer.unlink()
 
-        def run(*argv: str) -> str:
-            r = c.call(list(argv), env=env)
-            assert r.exit_code == 0, f"{' '.join(argv)}:\n{r.output[-3000:]}"
-            return r.output
 
-        run("/opt/uv/uv", "python", "install", minor)
-        found = run("/opt/uv/uv", "python", "find", "--managed-python", minor).strip()
-        assert found.startswith("/opt/uv-python/"), found
-        run("/opt/uv/uv", "venv", "--python", minor, "/tmp/venv")
-        run("/opt/uv/uv", "pip", "install", "--python", "/tmp/venv/bin/python", "--offline",
-            "--no-index", "--find-links", "/wheelhouse", "numpy")
-        out = run("/tmp/venv/bin/python", "-c",
-                  "import numpy, sys, sysconfig; print(numpy.arange(15).reshape(3, 5).sum()); "
-                  "print(sysconfig.get_config_var('LIBDIR'))")
-        total, libdir = out.split()
-        assert total == "105"
-        assert libdir.startswith("/opt/uv-python/"), libdir  # uv rewrote /install
+def test_install_for_uv_then_uv_finds_it(
+    built_x86_64: Path, images_x86_64: tuple[str, str], tmp_path: Path
+) -> None:
+    """`musl-pbs install --for-uv` on a musl system, then plain uv (no metadata URL, no
+    network) lists it, makes a venv with it, runs it and uninstalls it."""
+    arch = get_arch("x86_64")
+    archive = next(built_x86_64.glob("cpython-*-linux-x86_64-musl.tar.gz"))
+    manifest = json.loads(archive.with_name(archive.name.replace(".tar.gz", ".json"))
+                          .read_text())
+    minor = manifest["python_minor"]
+    wheels = tool_wheelhouse(tmp_path, minor)
+    pip = pip_wheel(ensure_wheelhouse(minor, arch))
+    ext = extension_wheel(minor, arch)
+    assert ext is not None and ext[0] == "numpy"
+    name = ArchiveName(manifest["python_version"], arch)
+    files = {"dist": built_x86_64, "wh": wheels, f"wh/{pip.name}": pip, "wheels": ext[1]}
+    with uv_box(arch, images_x86_64[1], files, tmp_path) as box:
+        # A first Python to run musl-pbs with, outside PATH (uv must not find it).
+        box.run("sh", "-c", f"mkdir -p /opt/boot && tar -xzf /dist/{archive.name} -C /opt/boot")
+        box.run("/opt/boot/python/bin/python3", "-m", "venv", "--without-pip", "/opt/tool")
+        box.run("/opt/tool/bin/python", f"/wh/{pip.name}/pip", "install", "--quiet",
+                "--no-index", "--find-links", "/wh", "musl-pbs")
+        result = json.loads(box.run("/opt/tool/bin/musl-pbs", "install", "--for-uv",
+                                    "--from", "/dist", "--json"))
+        assert result["prefix"] == str(UV_DIR / uv_install_name(name)), result
+        assert box.run("uv", "python", "dir").strip() == str(UV_DIR)
+        use_python_with_uv(box, name, minor, ext)

@@ -22,6 +22,7 @@ from builder.stages.pack import build_info, pack
 DATA = Path(__file__).resolve().parent.parent / "data" / "alpine"
 RELEASES_JSON = DATA / "releases.json"
 LATEST_YAML = DATA / "latest-releases.yaml"
+SNAPSHOT_DAY = "2025-07-16"  # the documents describe mid-2025 (their README)
 
 
 def current_state(document: Path, matrix: Path = DEFAULT_MATRIX) -> dict[str, dict[str, str]]:
@@ -56,8 +57,19 @@ def test_nothing_new_prints_nothing(
 ) -> None:
     state = write_state(tmp_path / "state.json", current_state(document))
     assert state.stat().st_size > 100
-    assert check(capsys, "--releases", str(document), "--state", str(state)) == (0, "", "")
-    code, out, _ = check(capsys, "--releases", str(document), "--state", str(state), "--json")
+    code, out, err = check(capsys, "--releases", str(document), "--state", str(state),
+                           "--today", SNAPSHOT_DAY)
+    assert (code, out) == (0, "")
+    # stdout stays the targets; a release past its end of life is said on stderr (only
+    # releases.json carries eol_date: 3.18's was 2025-05-09)
+    if document == RELEASES_JSON:
+        assert err.splitlines() == [
+            "ended: Alpine 3.18 is past its end of life (2025-05-09): drop it from "
+            "matrix.yaml (musl-pbs alpine update-matrix)"]
+    else:
+        assert err == ""
+    code, out, _ = check(capsys, "--releases", str(document), "--state", str(state), "--json",
+                         "--today", SNAPSHOT_DAY)
     assert (code, out) == (0, "[]\n")
 
 
@@ -109,10 +121,10 @@ def test_missing_state_makes_every_matrix_target_new(
     found = json.loads(out)
     assert {t["target"] for t in found} == set(current_state(RELEASES_JSON))
     assert all(t["reason"] == "never built" and t["previous"] is None for t in found)
-    # only what the matrix holds: no edge, no 3.17, no loongarch64; 3.23 is in the matrix
-    # but not in this document
+    # only what the matrix holds: no edge, no 3.17; loongarch64 from 3.21 on (the matrix
+    # and the document both have it there); 3.23 is in the matrix but not in this document
     assert {t["alpine"] for t in found} == {"3.18", "3.19", "3.20", "3.21", "3.22"}
-    assert "loongarch64" not in {t["arch"] for t in found}
+    assert {t["alpine"] for t in found if t["arch"] == "loongarch64"} == {"3.21", "3.22"}
 
 
 def test_matrix_limits_the_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,7 +152,7 @@ def test_state_written_by_assemble_round_trips(
     matrix.write_text('releases:\n  "3.21": {python: "3.12", musl: "1.2.5", arches: [x86_64]}\n')
     state = tmp_path / "release" / "state.json"
     assert check(capsys, "--releases", str(RELEASES_JSON), "--state", str(state),
-                 "--matrix", str(matrix)) == (0, "", "")
+                 "--matrix", str(matrix), "--today", SNAPSHOT_DAY) == (0, "", "")
 
 
 def test_a_file_url_is_read_like_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from builder.lowlevel.apkdb import parse_installed, upstream_version
+from builder.lowlevel.apkdb import parse_installed
+from builder.lowlevel.apkversion import upstream_version
 
 DB = """C:Q1abc=
 P:musl
@@ -44,6 +45,7 @@ def test_upstream_version() -> None:
     assert upstream_version("1.2.5-r0") == "1.2.5"
     assert upstream_version("3.12.8-r12") == "3.12.8"
     assert upstream_version("1.0") == "1.0"
+    assert upstream_version("1.2.4_git20230717-r4") == "1.2.4_git20230717"
 
 
 def test_empty_and_garbage() -> None:

@@ -15,7 +15,7 @@ def test_unknown_arch(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--arch", "sparc64"]) == 3
     err = capsys.readouterr().err
     assert "unknown architecture 'sparc64'" in err
-    assert "x86_64, aarch64, armv7, armhf, x86, ppc64le, s390x, riscv64" in err
+    assert "x86_64, aarch64, armv7, armhf, x86, ppc64le, s390x, riscv64, loongarch64" in err
 
 
 def test_docker_engine_not_running(

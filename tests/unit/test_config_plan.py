@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.config import DEFAULT_MATRIX, load_matrix, load_recipe
+from builder.config import (
+    CORE_EXTENSIONS,
+    DEFAULT_MATRIX,
+    EXTRA_SUBPACKAGES,
+    default_recipe,
+    find_recipe,
+    load_matrix,
+    load_recipe,
+)
 from builder.errors import ConfigError, UsageError
 from builder.plan import expand, select
 
@@ -88,3 +96,31 @@ def test_bad_recipe_names_file_and_line(tmp_path: Path) -> None:
         load_recipe("3.12", tmp_path)
     with pytest.raises(ConfigError, match=r"no recipe for Python 3\.9"):
         load_recipe("3.9", tmp_path)
+
+
+def test_a_minor_without_a_recipe_gets_the_default(tmp_path: Path) -> None:
+    recipe = find_recipe("3.9", tmp_path)  # an empty recipe directory
+    assert recipe.default and recipe.name == "default" and recipe.python == "3.9"
+    assert recipe.packages == ("python3",) and "python3-dev" in recipe.optional_packages
+    assert "lib/python3.9/test" in recipe.prune
+    assert "lib/python3.9/EXTERNALLY-MANAGED" in recipe.prune
+    assert set(recipe.required_extensions) == set(CORE_EXTENSIONS)
+    with pytest.raises(ConfigError):
+        find_recipe("three", tmp_path)
+
+
+def test_a_recipe_file_wins_and_agrees_with_the_default() -> None:
+    for minor in ("3.11", "3.12", "3.13", "3.14"):
+        recipe = find_recipe(minor)
+        assert not recipe.default and recipe.name == f"python{minor}.yaml"
+        # the files say what the default says for their minor, and require at least the core
+        assert recipe.prune == default_recipe(minor).prune
+        assert set(CORE_EXTENSIONS) <= set(recipe.required_extensions)
+
+
+def test_python3_extras_are_optional_everywhere() -> None:
+    for minor in ("3.11", "3.12", "3.13", "3.14", "3.9"):
+        recipe = find_recipe(minor)
+        assert set(EXTRA_SUBPACKAGES) <= set(recipe.optional_packages)
+        assert "python3-dev" in recipe.optional_packages
+        assert "python3-tkinter" not in recipe.packages  # never required

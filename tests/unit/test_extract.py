@@ -17,7 +17,8 @@ from builder.errors import (
     MuslPbsError,
     UnsafeArchiveError,
 )
-from builder.lowlevel.extract import ARCHIVE_LIMITS, ROOTFS_LIMITS, Limits, extract
+from builder.lowlevel.extract import extract
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS, ROOTFS_LIMITS, Limits
 from builder.stages.acquire import rootfs_transform, skip_in_export
 
 MiB = 1 << 20
@@ -154,6 +155,17 @@ def test_a_later_link_that_makes_an_earlier_one_leave_is_caught(tmp_path: Path) 
     with pytest.raises(UnsafeArchiveError, match="'x'"):
         extract(archive, tmp_path / "root", ARCHIVE_LIMITS)
     assert not (tmp_path / "root").exists()
+
+
+def test_a_symlink_under_a_symlinked_directory_is_refused(tmp_path: Path) -> None:
+    """Found by the long property run: ``b/a -> a/..``, then a link ``b/a/a/a``."""
+    archive = _tar(tmp_path, [
+        _member("b/a", tarfile.SYMTYPE, "a/../"),
+        _member("a"),
+        _member("b/a/a/a", tarfile.SYMTYPE, "../sib/victim"),
+    ])
+    with pytest.raises(UnsafeArchiveError, match="write through 'b/a'"):
+        extract(archive, tmp_path / "root", ARCHIVE_LIMITS)
 
 
 def test_symlink_loops_are_a_malformed_archive(tmp_path: Path) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import py_compile
+import random
 import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from builder.naming import ArchiveName
 from builder.platforms import get_arch
 from builder.progress import NullReporter
-from builder.stages.pack import pack
+from builder.stages.pack import compress_both, pack
 
 NAME = ArchiveName("3.12.8", get_arch("x86_64"))
 
@@ -56,15 +60,54 @@ def test_members_normalised(tmp_path: Path) -> None:
     assert f"  {NAME.gz}\n" in sums and f"  {NAME.zst}\n" in sums
 
 
+@pytest.mark.parametrize("which", ["gz", "zst"])
 def test_failure_leaves_nothing_that_looks_like_an_archive(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
 ) -> None:
-    def boom(src: Path, dest: Path) -> None:
+    def boom(src: Path, dest: Path, *threads: int) -> None:
         dest.write_bytes(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr("builder.stages.pack.compress_zst", boom)
+    monkeypatch.setattr(f"builder.stages.pack.compress_{which}", boom)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
         pack(_tree(tmp_path), NAME, out, {}, 5000, NullReporter())
     assert list(out.iterdir()) == []
+
+
+def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path) -> None:
+    """zstd's multi-threaded format is the same for any worker count; gzip has none."""
+    src = tmp_path / "plain.tar"
+    rng = random.Random(7)
+    words = [bytes(rng.choices(range(97, 123), k=rng.randint(3, 12))) for _ in range(5000)]
+    with src.open("wb") as f:  # ~6 MiB of compressible text
+        for _ in range(3):
+            f.write(b" ".join(rng.choices(words, k=250_000)))
+    outs = {}
+    for threads in (1, 2, 4):
+        gz, zst = tmp_path / f"{threads}.gz", tmp_path / f"{threads}.zst"
+        compress_both(src, gz, zst, threads)
+        outs[threads] = (gz.read_bytes(), zst.read_bytes())
+    assert outs[1] == outs[2] == outs[4]
+    assert gzip.decompress(outs[1][0]) == src.read_bytes()
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(outs[1][1]) == src.read_bytes()
+
+
+def test_sources_of_a_matching_pyc_keep_their_mtime(tmp_path: Path) -> None:
+    """Clamping a source newer than the epoch would make its timestamp .pyc stale."""
+    tree = _tree(tmp_path)
+    lib = tree / "lib" / "python3.12"
+    for name in ("fresh", "stale", "nopyc"):
+        (lib / f"{name}.py").write_text(f"X = {name!r}\n")
+        os.utime(lib / f"{name}.py", (9000, 9000))  # newer than the epoch (5000)
+    for name in ("fresh", "stale"):
+        py_compile.compile(str(lib / f"{name}.py"), cfile=str(
+            lib / "__pycache__" / f"{name}.cpython-312.pyc"), doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    os.utime(lib / "stale.py", (9500, 9500))  # changed after compiling: already stale
+    packed = pack(tree, NAME, tmp_path / "out", {}, 5000, NullReporter())
+    with tarfile.open(packed.gz) as tar:
+        mtimes = {m.name.rsplit("/", 1)[-1]: m.mtime for m in tar.getmembers()}
+    assert mtimes["fresh.py"] == 9000  # the .pyc still matches after unpacking
+    assert mtimes["stale.py"] == 5000 and mtimes["nopyc.py"] == 5000  # clamped
+    assert mtimes["fresh.cpython-312.pyc"] == 5000

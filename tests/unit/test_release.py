@@ -116,7 +116,7 @@ def test_assemble_happy_path(
     assert list(meta) == [
         "cpython-3.12.8-linux-aarch64-musl",
         "cpython-3.12.8-linux-x86_64-musl",
-        "cpython-3.11.11-linux-armv7-musl",
+        "cpython-3.11.11-linux-armv7-musleabihf",
     ]
     assert meta["cpython-3.12.8-linux-x86_64-musl"] == {
         "name": "cpython",
@@ -137,7 +137,9 @@ def test_assemble_happy_path(
         assert set(entry["arch"]) == {"family", "variant"}
         path = Path(unquote(urlparse(entry["url"]).path))
         assert path.is_file() and _sha(path) == entry["sha256"]
-    assert meta["cpython-3.11.11-linux-armv7-musl"]["libc"] == "musl"  # uv's name on any musl
+    # uv's own spelling on hard-float ARM (it matches libc exactly; "musl" is refused there)
+    armv7 = meta["cpython-3.11.11-linux-armv7-musleabihf"]
+    assert (armv7["arch"]["family"], armv7["libc"]) == ("armv7", "musleabihf")
 
     # state.json: what the nightly check compares against
     state = json.loads((out / "state.json").read_text())
@@ -282,4 +284,5 @@ def test_pbs_names_round_trip(arch: str) -> None:
     filename = pbs_install_only_name(name, BUILD)
     assert filename.startswith(f"cpython-3.12.8+{BUILD}-{name.arch.target_triple}-")
     assert parse_pbs_install_only_name(filename) == (name, BUILD)
-    assert uv_download_key(name) == f"cpython-3.12.8-linux-{name.arch.uv_family}-musl"
+    assert uv_download_key(name) == (
+        f"cpython-3.12.8-linux-{name.arch.uv_family}-{name.arch.uv_libc}")

@@ -76,7 +76,9 @@ def test_least_privilege(path: Path) -> None:
     assert workflow["permissions"] == {"contents": "read"}
     for job_id, job in workflow["jobs"].items():
         perms = job.get("permissions", {})
-        if perms.get("contents") == "write":
+        if job_id == "follow-alpine":  # pushes a branch and opens a pull request, nothing else
+            assert perms == {"contents": "write", "pull-requests": "write"}
+        elif perms.get("contents") == "write":
             assert job_id in {"publish", "release"}, job_id
             assert perms == {"contents": "write"}
         else:
@@ -119,6 +121,7 @@ def test_the_workflows_run_the_expected_commands() -> None:
     seen = {" ".join(argv[:3]) for _, argv in _all_commands()}
     for expected in ("musl-pbs build --arch", "musl-pbs verify out/*.tar.gz",
                      "musl-pbs release assemble", "musl-pbs alpine check",
+                     "musl-pbs alpine update-matrix",
                      "musl-pbs matrix --format"):
         assert any(s.startswith(expected) for s in seen), (expected, seen)
 
@@ -142,3 +145,13 @@ def test_each_command_and_flag_exists(where: str, argv: list[str]) -> None:
             flag = word.split("=", 1)[0]
             assert flag in parser._option_string_actions, (
                 f"{where}: `{' '.join(path)}` has no option {flag}")
+
+
+def test_nightly_proposes_matrix_changes() -> None:
+    nightly = _load(REPO / ".github" / "workflows" / "nightly.yml")
+    job = nightly["jobs"]["follow-alpine"]
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    assert "musl-pbs alpine update-matrix" in runs and "--matrix matrix.yaml" in runs
+    pr = [s for s in job["steps"] if str(s.get("uses", "")).startswith(
+        "peter-evans/create-pull-request@")]
+    assert len(pr) == 1 and pr[0]["with"]["add-paths"] == "matrix.yaml"

@@ -1,0 +1,31 @@
+"""The stdlib extension modules of a full CPython build, per minor, and what an archive
+lacks compared with it (builder/data/cpython_extensions.json says where each list is from)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from importlib import resources
+
+REFERENCE = "data/cpython_extensions.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _reference() -> dict[str, list[str]]:
+    data = json.loads(resources.files("builder").joinpath(REFERENCE).read_text())
+    return {str(k): list(v) for k, v in data["minors"].items()}
+
+
+def full_build(minor: str) -> list[str] | None:
+    """A full build's extension modules for ``minor``; None when there is no reference."""
+    return _reference().get(minor)
+
+
+def lacking(minor: str, present: Iterable[str]) -> list[str] | None:
+    """The modules of a full build of ``minor`` not in ``present`` (shared or built in)."""
+    full = full_build(minor)
+    if full is None:
+        return None
+    have = set(present)
+    return sorted(m for m in full if m not in have)

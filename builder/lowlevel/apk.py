@@ -1,0 +1,104 @@
+"""apk-tools 2 and 3 as acquire drives them: which apk it is, and whether the wanted
+packages ended up installed.
+
+apk's exit code alone does not say that: offline, both apk 2 and apk 3 warn about every
+unreachable repository and, depending on version and on whether anything needed fetching,
+exit 0 or with the count of errors, while a package already installed stays installed.
+So the decision is made by asking apk afterwards what is installed (``apk info -e``, the
+same in both), and apk's own ERROR lines are what a failure shows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from builder.lowlevel.container import ExecResult
+
+_VERSION = re.compile(r"apk-tools ([0-9][0-9A-Za-z._~-]*?),? compiled for")
+# What apk 2 and apk 3 say about a repository it cannot reach (real 2.14.4 output and
+# apk 3's documented messages: "network error (check Internet connection and firewall)",
+# "temporary error (try again later)", "DNS lookup error", "Failed to send request").
+_REPOSITORY_TROUBLE = re.compile(
+    r"(fetching|updating and opening|Ignoring|opening from cache|Failed to send request|"
+    r"temporary error|network error|DNS lookup error|Permission denied|No such file)",
+)
+
+
+class Runs(Protocol):
+    """What this module needs of a container (builder.lowlevel.container.Container)."""
+
+    def call(self, argv: Sequence[str], *,
+             on_output: Callable[[str], None] | None = None) -> ExecResult: ...
+
+
+def tools_version(output: str) -> str:
+    """``apk-tools 2.14.4, compiled for x86_64.`` -> ``2.14.4`` (apk 3 prints the same
+    shape, e.g. ``apk-tools 3.0.3, compiled for x86_64.``); empty when not recognised."""
+    m = _VERSION.search(output)
+    return m.group(1) if m else ""
+
+
+def major(version: str) -> int | None:
+    m = re.match(r"(\d+)\.", version)
+    return int(m.group(1)) if m else None
+
+
+def repository_warnings(output: str) -> list[str]:
+    """apk's WARNING/ERROR lines about repositories it could not reach."""
+    return [ln.strip() for ln in output.splitlines()
+            if ln.lstrip().startswith(("WARNING:", "ERROR:", "Failed to send"))
+            and _REPOSITORY_TROUBLE.search(ln) and "unable to select" not in ln]
+
+
+def error_lines(output: str) -> str:
+    """apk's own account of a failure: from the first ERROR line on (with the indented
+    details apk prints under it), else the whole output's tail."""
+    lines = output.rstrip().splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("ERROR:") and not _REPOSITORY_TROUBLE.search(line):
+            return "\n".join(lines[i:i + 40])
+    return "\n".join(lines[-30:])
+
+
+def installed_names(info_output: str) -> set[str]:
+    """The package names ``apk info -e NAME...`` printed: those installed (both versions
+    print one name a line and exit with the number missing)."""
+    return {ln.strip() for ln in info_output.splitlines()
+            if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", ln.strip())}
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    command: tuple[str, ...]
+    exit_code: int
+    output: str
+    missing: tuple[str, ...]  # wanted packages not installed afterwards
+    warnings: tuple[str, ...]  # what apk said about unreachable repositories
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+    @property
+    def offline_but_installed(self) -> bool:
+        """apk complained (or failed) but everything wanted is installed."""
+        return self.ok and (self.exit_code != 0 or bool(self.warnings))
+
+
+def add(c: Runs, command: Sequence[str], packages: Sequence[str],
+        on_output: Callable[[str], None] | None = None) -> AddOutcome:
+    """Run the recipe's ``apk add`` and judge it by what is installed afterwards."""
+    r = c.call(list(command), on_output=on_output)
+    info = c.call(["apk", "info", "-e", *packages])
+    have = installed_names(info.output)
+    missing = tuple(p for p in packages if p not in have)
+    return AddOutcome(tuple(command), r.exit_code, r.output, missing,
+                      tuple(repository_warnings(r.output)))
+
+
+def version_of(c: Runs) -> str:
+    """The image's apk-tools version (``apk --version``); empty when apk does not say."""
+    return tools_version(c.call(["apk", "--version"]).output)
