@@ -1,4 +1,5 @@
-"""The offline wheelhouse verify installs from: pip and numpy's musllinux wheel.
+"""The offline wheelhouse verify installs from: pip and the arch's C-extension wheel
+(numpy's musllinux wheel where PyPI has one, else markupsafe or msgpack).
 
 Downloaded once from PyPI on the host and cached under ~/.cache/musl-pbs/wheelhouse.
 """
@@ -16,7 +17,6 @@ from builder.platforms import Arch
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musl-pbs"
 MARKER = ".complete"
-REQUIREMENTS = ("pip", "numpy")
 
 
 def wheelhouse_dir(minor: str, arch: Arch) -> Path:
@@ -25,10 +25,13 @@ def wheelhouse_dir(minor: str, arch: Arch) -> Path:
 
 
 def ensure_wheelhouse(minor: str, arch: Arch) -> Path:
-    """Return a directory holding a pip wheel and numpy's musllinux wheel for ``minor``."""
+    """Return a directory holding a pip wheel and the musllinux wheel of the arch's
+    extension project (:func:`extension_wheel`; only pip where PyPI has none)."""
     dest = wheelhouse_dir(minor, arch)
     if (dest / MARKER).exists():
         return dest
+    ext = extension_wheel(minor, arch)
+    requirements = ("pip", ext[0]) if ext else ("pip",)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -40,16 +43,17 @@ def ensure_wheelhouse(minor: str, arch: Arch) -> Path:
         "--abi", "abi3", "--abi", "none",
         "--platform", f"musllinux_1_2_{arch.wheel_arch}",
         "--platform", f"musllinux_1_1_{arch.wheel_arch}", "--platform", "any",
-        *REQUIREMENTS,
+        *requirements,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-8:])
         raise NetworkError(
-            f"could not download {', '.join(REQUIREMENTS)} wheels for CPython {minor} "
+            f"could not download {', '.join(requirements)} wheels for CPython {minor} "
             f"musllinux {arch.wheel_arch}:\n{tail}",
-            hint=f"check PyPI access, or fill {dest} with pip and numpy wheels and create "
+            hint=f"check PyPI access, or fill {dest} with the {' and '.join(requirements)} "
+            f"wheels and create "
             f"{dest / MARKER}; or pass --wheelhouse DIR",
         )
     (tmp / MARKER).write_text("")
@@ -71,10 +75,14 @@ def pip_wheel(wheelhouse: Path) -> Path:
 EXTENSION_PROJECTS = ("numpy", "markupsafe", "msgpack")
 # What proves the compiled part loaded (not a pure-Python fallback), per project.
 EXTENSION_IMPORTS = {
-    "numpy": "import numpy; assert numpy.arange(15).reshape(3, 5).sum() == 105; "
-             "print('numpy', numpy.__version__)",
+    "numpy": "import numpy; s = numpy.arange(15).reshape(3, 5).sum(); assert s == 105, s; "
+             "print('numpy', numpy.__version__, s)",
+    # markupsafe 3 calls the compiled _escape_inner (2.x: _speedups.escape)
     "markupsafe": "import markupsafe, markupsafe._speedups as s; "
-                  "assert str(s.escape('<a>')) == '&lt;a&gt;'; print('markupsafe', s.__file__)",
+                  "f = getattr(s, '_escape_inner', None) or s.escape; "
+                  "assert str(f('<a>')) == '&lt;a&gt;', f('<a>'); "
+                  "assert markupsafe.escape('<a>') == '&lt;a&gt;'; "
+                  "print('markupsafe', s.__file__)",
     "msgpack": "import msgpack, msgpack._cmsgpack as c; "
                "assert c.unpackb(c.packb([1, 'a'])) == [1, 'a']; print('msgpack', c.__file__)",
 }
@@ -113,3 +121,10 @@ def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return (found, dest) if found else None
+
+
+def wheelhouse_extension(wheelhouse: Path) -> str | None:
+    """The first of :data:`EXTENSION_PROJECTS` with a wheel in ``wheelhouse``, or None."""
+    names = [w.name.lower() for w in wheelhouse.glob("*.whl")]
+    return next((p for p in EXTENSION_PROJECTS
+                 if any(n.startswith(f"{p}-") for n in names)), None)
