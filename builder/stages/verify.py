@@ -33,7 +33,7 @@ from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
 from builder.lowlevel.extract import extract
 from builder.lowlevel.images import derive_base_image
-from builder.lowlevel.jsonio import expect_object, parse_json, read_json
+from builder.lowlevel.jsonio import expect_object, parse_json, read_json_object
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, loader_symbols
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
@@ -139,9 +139,8 @@ def identify(archive: Path) -> ArchiveIdentity:
     stem = archive.name.removesuffix(".tar.gz").removesuffix(".tar.zst")
     beside = archive.with_name(stem + ".json")
     if beside.exists():
-        manifest = expect_object(
-            read_json(beside, cap=CAP_MANIFEST, what="a manifest", error=NotOurArchiveError),
-            str(beside), "a manifest", NotOurArchiveError)
+        manifest = read_json_object(beside, cap=CAP_MANIFEST, what="a manifest",
+                                    error=NotOurArchiveError)
     arch = get_arch(str(info.get("arch") or (name.arch.alpine if name else "")))
     version = str(info.get("python_version") or (name.version if name else ""))
     return ArchiveIdentity(name, info, manifest, arch, version, ".".join(version.split(".")[:2]))
