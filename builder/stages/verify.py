@@ -261,8 +261,8 @@ def _run_checks(
     needed: frozenset[str],
     thread_stack_size: int | None = None,
 ) -> list[CheckResult]:
+    """Run the checks in ``image``, which :func:`runtime_image` made sure is present."""
     client = docker_client()
-    ensure_image(client, image, ident.arch.docker_platform)
     results: list[CheckResult] = []
     base = PurePosixPath("/opt") / f"unpacked-{uuid.uuid4().hex[:10]}"
     prefix = base / "python"
