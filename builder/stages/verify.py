@@ -9,7 +9,6 @@ the system happens to ship cannot hide one the archive lacks.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import tarfile
@@ -96,12 +95,13 @@ class ArchiveIdentity:
     minor: str
 
 
-def plain_tar_bytes(archive: Path) -> bytes:
+def tar_for_put(archive: Path) -> bytes:
+    """``archive`` as :meth:`Container.put_tar` takes it: a .tar.gz as it is (the engine
+    unpacks gzip itself), a .tar.zst decompressed (the engine knows no zstd)."""
     if archive.name.endswith(".tar.zst"):
         with archive.open("rb") as f:
             return zstandard.ZstdDecompressor().stream_reader(f).read()
-    with gzip.open(archive, "rb") as g:
-        return g.read()
+    return archive.read_bytes()
 
 
 def identify(archive: Path) -> ArchiveIdentity:
@@ -279,7 +279,7 @@ def _run_checks(
         if not results[-1].ok:
             return results
         reporter.stage("verify", f"unpacking into {base} of a {image} container (no network)")
-        c.put_tar(base, plain_tar_bytes(archive))
+        c.put_tar(base, tar_for_put(archive))
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             info = tarfile.TarInfo("runtime_checks.py")
