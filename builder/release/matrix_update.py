@@ -18,9 +18,9 @@ from datetime import date
 from pathlib import Path
 
 from builder.config import Matrix, Release, load_matrix
-from builder.errors import InputTooLargeError, MalformedDocumentError, NetworkError
+from builder.errors import ConfigError, InputTooLargeError, MalformedDocumentError, NetworkError
 from builder.lowlevel.apkdb import parse_installed
-from builder.lowlevel.boundedio import read_capped
+from builder.lowlevel.boundedio import CAP_CONFIG, read_capped, read_capped_text
 from builder.platforms import ARCHES
 from builder.release.alpine_releases import (
     EndedRelease,
@@ -130,12 +130,15 @@ def rewrite(text: str, change: MatrixChange, matrix: Matrix) -> str:
     return "".join(out)
 
 
-def apply(path: Path, change: MatrixChange) -> None:
-    """Rewrite matrix.yaml at ``path`` (validated under a temporary name, then renamed)."""
-    matrix = load_matrix(path)
+def apply(matrix: Matrix, change: MatrixChange) -> None:
+    """Rewrite the matrix.yaml ``matrix`` was loaded from (validated under a temporary
+    name, then renamed)."""
+    path = matrix.source
+    text = read_capped_text(path, cap=CAP_CONFIG, what="a YAML configuration file",
+                            error=ConfigError)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(rewrite(path.read_text(), change, matrix))
+        tmp.write_text(rewrite(text, change, matrix))
         load_matrix(tmp)
         os.replace(tmp, path)
     finally:
