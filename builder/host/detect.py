@@ -40,7 +40,7 @@ from elftools.elf.sections import ARMAttributesSection
 from builder.errors import MuslPbsError
 from builder.lowlevel.apkdb import parse_installed
 from builder.lowlevel.apkversion import compare, upstream_version
-from builder.lowlevel.elf import ELF_MAGIC, ElfInfo, read_elf
+from builder.lowlevel.elf import ElfInfo, is_elf, read_elf
 from builder.lowlevel.rootfs import APK_DB_CAP, link_chain, read_in_root, resolve_in_root
 from builder.platforms import ARCHES, Arch
 
@@ -200,14 +200,6 @@ def _elf_words(elf: ElfInfo) -> str:
     return words
 
 
-def _looks_like_elf(host: Path) -> bool:
-    try:
-        with host.open("rb") as f:
-            return f.read(4) == ELF_MAGIC
-    except OSError:
-        return False
-
-
 def _shebang(host: Path) -> str | None:
     try:
         with host.open("rb") as f:
@@ -224,7 +216,7 @@ def _program(root: Path, path: PurePosixPath) -> _Program:
     host = resolve_in_root(root, path)
     if host is None or not host.is_file():
         return _Program(path, chain, None, None)
-    if not _looks_like_elf(host):
+    if not is_elf(host):
         return _Program(path, chain, host, None, script=_shebang(host))
     return _Program(path, chain, host, read_elf(host))
 
@@ -427,7 +419,7 @@ def _scan_programs(root: Path) -> tuple[list[_Program], int, int]:
             if host is None or host in seen_files or not host.is_file():
                 continue
             seen_files.add(host)
-            if not _looks_like_elf(host):
+            if not is_elf(host):
                 continue
             elves += 1
             prog = _program(root, path)
