@@ -29,6 +29,10 @@ def tool_wheelhouse(tmp: Path, minor: str) -> Path:
                     str(dest), str(REPO)], check=True, capture_output=True)
     ours = next(dest.glob("musl_pbs-*.whl"))
     cache = CACHE / "wheelhouse" / f"tool-cp{minor.replace('.', '')}-x86_64"
+    # pip takes a cached copy of our wheel as "already downloaded", with its old
+    # requirements: only the dependencies are cached.
+    for stale in cache.glob("musl_pbs-*.whl"):
+        stale.unlink()
     out = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
          "--platform", "musllinux_1_2_x86_64", "--platform", "musllinux_1_1_x86_64",
