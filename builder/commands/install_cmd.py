@@ -48,12 +48,13 @@ def run(args: argparse.Namespace) -> int:
     source: Path = args.source
     cands = (candidates_from_metadata(source) if source.is_file() or source.suffix == ".json"
              else candidates_from_dir(source))
-    chosen = choose(cands, detection, args.version, host_loader(detection))
+    loader = host_loader(detection)
+    chosen = choose(cands, detection, args.version, loader)
     if args.for_uv:
         dest = uv_dest(uv_python_dir(), chosen.version, chosen.arch)
     else:
         dest = args.dir or default_dest(chosen)
-    python = install(chosen, dest, force=args.force, sha256=args.sha256)
+    python = install(chosen, dest, force=args.force, sha256=args.sha256, loader=loader)
     if args.json:
         print(json.dumps({"archive": str(chosen.path), "version": chosen.version,
                           "arch": chosen.arch, "prefix": str(dest), "python": str(python)}))

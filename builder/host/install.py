@@ -23,10 +23,11 @@ from builder.errors import (
 from builder.host.detect import Detection
 from builder.lowlevel.apkversion import ApkVersion, compare
 from builder.lowlevel.boundedio import CAP_MANIFEST, CAP_METADATA
-from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.jsonio import expect_object, read_json
-from builder.lowlevel.muslfloor import lacking, loader_symbols
+from builder.lowlevel.muslfloor import imported_from_libc, lacking, loader_symbols
 from builder.lowlevel.outdir import check_writable_dir, unwritable
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS
 from builder.naming import parse_archive_name
 from builder.platforms import ARCHES, get_arch
 from builder.release.uvmeta import version_sort_key
@@ -237,11 +238,15 @@ def _expected_sha256(candidate: Candidate, given: str | None) -> str:
 
 
 def install(candidate: Candidate, dest: Path, *, force: bool = False,
-            sha256: str | None = None) -> Path:
+            sha256: str | None = None,
+            loader: tuple[frozenset[str], frozenset[str]] | None = None) -> Path:
     """Check the sha256, unpack to a temporary sibling of ``dest``, rename into place.
 
     An archive is unpacked only when its sha256 is known (from its manifest, the
-    download-metadata, or ``sha256``) and matches.
+    download-metadata, or ``sha256``) and matches. With the system's ``loader`` exports
+    given, the unpacked files must import nothing it lacks, or nothing is put in place
+    (the check that covers archives whose manifest records no symbols, e.g. from uv's
+    download-metadata).
     """
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise UnwritableOutputError(f"--dir {dest}: exists and is not a directory")
@@ -267,6 +272,12 @@ def install(candidate: Candidate, dest: Path, *, force: bool = False,
         top = tmp / "tree" / "python"
         if not (top / "bin" / "python3").exists():
             raise NotOurArchiveError(f"{candidate.path.name} holds no python/bin/python3")
+        missing = lacking(imported_from_libc(top), *loader) if loader is not None else []
+        if missing:
+            raise MuslTooOldError(
+                f"{candidate.path.name}: this system's musl lacks {', '.join(missing)}, "
+                "which its files import; nothing was installed (it would fail with "
+                "'symbol not found')")
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(top, dest)

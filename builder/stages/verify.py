@@ -28,12 +28,14 @@ from builder.errors import (
     NotOurArchiveError,
     UnsafeArchiveError,
 )
+from builder.lowlevel.apkversion import compare
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
-from builder.lowlevel.extract import ARCHIVE_LIMITS, OPEN_ERRORS, extract, open_tar
+from builder.lowlevel.extract import extract
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json
-from builder.lowlevel.muslfloor import imported_from_libc, lacking, loader_symbols
+from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, loader_symbols
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
@@ -186,7 +188,25 @@ def static_audit(
             results.append(CheckResult(f"static:{check}", True))
         for f in got:
             results.append(CheckResult(f"static:{check}", False, f.message, f.path))
+    results.append(recorded_floor_check(ident, needed))
     return results, needed
+
+
+def recorded_floor_check(ident: ArchiveIdentity, needed: frozenset[str]) -> CheckResult:
+    """The musl floor the archive records must not be below what its symbols prove:
+    install trusts the record where it cannot read the system's loader."""
+    recorded = ident.info.get("musl_version_needed")
+    if not isinstance(recorded, str) or not recorded:
+        return CheckResult("static:musl-floor", False, "the archive records no "
+                           "musl_version_needed", level="warning")
+    floor_info = ident.info.get("musl_floor")
+    built_on = floor_info.get("built_on") if isinstance(floor_info, dict) else None
+    proven = load_table().floor(ident.arch.alpine, needed, str(built_on or recorded))
+    if compare(recorded, proven.version) < 0:
+        return CheckResult("static:musl-floor", False,
+                           f"records musl >= {recorded}, but its symbols need "
+                           f"{proven.version} ({', '.join(proven.set_by) or 'unknown'})")
+    return CheckResult("static:musl-floor", True, f"musl >= {recorded}")
 
 
 def musl_floor_check(c: Container, ident: ArchiveIdentity, needed: frozenset[str]) -> CheckResult:

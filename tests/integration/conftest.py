@@ -26,11 +26,11 @@ def images_for(arch: str, python: str = "3.11") -> tuple[str, str]:
     return alpine_like, base
 
 
-# The Python minors the test ground may offer, tried in this order by testground_for().
+# The Python minors the test ground may offer, tried in this order by find_testground().
 TESTGROUND_PYTHONS = ("3.11", "3.12", "3.13")
 
 
-def testground_for(arch: str) -> tuple[str, str, str] | None:
+def find_testground(arch: str) -> tuple[str, str, str] | None:
     """(minor, Alpine-like image, base image) of the first minor the test ground offers for
     ``arch``; None when it offers none (build-images exits 2 for an unsupported target)."""
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:

@@ -7,6 +7,7 @@ run on that live musl system and put a working Python in place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -28,11 +29,10 @@ def tool_wheelhouse(tmp: Path, minor: str) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
                     str(dest), str(REPO)], check=True, capture_output=True)
     ours = next(dest.glob("musl_pbs-*.whl"))
-    cache = CACHE / "wheelhouse" / f"tool-cp{minor.replace('.', '')}-x86_64"
-    # pip takes a cached copy of our wheel as "already downloaded", with its old
-    # requirements: only the dependencies are cached.
-    for stale in cache.glob("musl_pbs-*.whl"):
-        stale.unlink()
+    # Keyed by what musl-pbs depends on: a new dependency must not meet a stale cache
+    # (pip download takes an already-downloaded musl_pbs wheel's metadata as it is).
+    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    cache = CACHE / "wheelhouse" / f"tool-cp{minor.replace('.', '')}-x86_64-{key}"
     out = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
          "--platform", "musllinux_1_2_x86_64", "--platform", "musllinux_1_1_x86_64",

@@ -41,7 +41,7 @@ from builder.lowlevel.wheelhouse import (
 from builder.naming import ArchiveName, uv_install_name
 from builder.platforms import ARCHES, Arch, get_arch
 
-from .conftest import testground_for
+from .conftest import find_testground
 from .test_install_in_container import tool_wheelhouse
 
 pytestmark = pytest.mark.docker
@@ -196,7 +196,7 @@ def test_uv_python_install_venv_and_extension(
     arch = get_arch(alpine)
     if uv_binary(arch) is None:
         pytest.skip(f"PyPI has no static uv {UV_VERSION} wheel for {arch.wheel_arch}")
-    found = testground_for(alpine)
+    found = find_testground(alpine)
     if found is None:
         pytest.skip(f"the test ground has no {alpine} image yet")
     minor, alpine_like, base = found

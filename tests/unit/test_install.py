@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,35 @@ def test_glibc_host_is_refused_with_the_reason(
     assert not (tmp_path / "py").exists()
     manifest = json.loads((dist / "cpython-3.12.8-linux-x86_64-musl.json").read_text())
     assert manifest["musl_version_needed"] == "1.2.5"
+
+
+@pytest.mark.skipif(not MINIROOTFS.is_dir() or shutil.which("musl-gcc") is None,
+                    reason="the Alpine minirootfs and musl-gcc")
+def test_unpacked_files_are_checked_against_the_hosts_loader(tmp_path: Path) -> None:
+    """No manifest symbols (as from uv's metadata): the files themselves are read after
+    unpacking, and nothing is put in place when the host's loader lacks what they import."""
+    from tests.unit.test_muslfloor import real_loader
+
+    src = tmp_path / "p2.c"
+    src.write_text("#include <sys/uio.h>\n"
+                   "extern long preadv2(int, const struct iovec *, int, long, int);\n"
+                   "long f(int fd) { struct iovec v = {0, 0};\n"
+                   "                 return preadv2(fd, &v, 1, 0, 0); }\n")
+    dist = _release(tmp_path, ["3.12.8"], musl="1.2.4")  # a manifest that says too little
+    tree = tmp_path / "tree-3.12.8" / "python"
+    (tree / "lib").mkdir()
+    subprocess.run(["musl-gcc", "-shared", "-fPIC", "-o", str(tree / "lib" / "libp2.so"),
+                    str(src)], check=True)
+    for p in dist.iterdir():
+        p.unlink()
+    pack(tree, ArchiveName("3.12.8", get_arch("x86_64")), dist,
+         {"musl_version_needed": "1.2.4"}, 1000, NullReporter())
+    cand = choose(candidates_from_dir(dist), _musl(version="1.2.4_git20230717"), None)
+    old = loader_symbols(real_loader(tmp_path, "3.19.4"))
+    with pytest.raises(MuslTooOldError, match="lacks preadv2") as e:
+        install(cand, tmp_path / "opt" / "py", loader=old)
+    assert "nothing was installed" in e.value.message
+    assert not (tmp_path / "opt" / "py").exists()
+    assert [p.name for p in (tmp_path / "opt").iterdir()] == []  # no temporary left
+    new = loader_symbols(real_loader(tmp_path, "3.20.3"))
+    assert install(cand, tmp_path / "opt" / "py", loader=new).exists()

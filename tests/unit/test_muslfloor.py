@@ -144,3 +144,19 @@ def test_a_file_whose_library_is_missing_does_not_count(tmp_path: Path) -> None:
     needed = imported_from_libc(tree)
     assert "malloc" in needed  # libz's
     assert not any(n.startswith("apk_") for n in needed)
+
+
+def test_verify_refuses_a_record_below_the_proven_floor() -> None:
+    from builder.platforms import get_arch
+    from builder.stages.verify import ArchiveIdentity, recorded_floor_check
+
+    def ident(recorded: str) -> ArchiveIdentity:
+        return ArchiveIdentity(None, {"musl_version_needed": recorded,
+                                      "musl_floor": {"built_on": "1.2.5"}}, None,
+                               get_arch("x86_64"), "3.12.8", "3.12")
+
+    needed = frozenset({"printf", "preadv2", "pwritev2"})
+    low = recorded_floor_check(ident("1.2.4"), needed)
+    assert not low.ok and "symbols need 1.2.5 (preadv2, pwritev2)" in low.detail
+    assert recorded_floor_check(ident("1.2.5"), needed).ok
+    assert recorded_floor_check(ident("1.2.5_git20240512"), needed).ok  # higher is safe
