@@ -35,19 +35,19 @@ fa = [(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)]
 def start(exe):
     t = time.perf_counter_ns()
     pid = os.posix_spawn(exe, [exe, "-c", code], {}, file_actions=fa)
-    _, status = os.waitpid(pid, 0)
+    _, status, ru = os.wait4(pid, 0)
     if status:
         sys.exit("%s exited with status %d" % (exe, status))
-    return time.perf_counter_ns() - t
+    return time.perf_counter_ns() - t, int((ru.ru_utime + ru.ru_stime) * 1e9)
 for exe in (own, relocated):  # warm the page cache (and write any .pyc a start may write)
     for _ in range(3):
         start(exe)
 for r in range(rounds):
-    a = b = 0
+    a, b = [], []
     for _ in range(starts):
-        a += start(own)
-        b += start(relocated)
-    print(r, a / 1e6 / starts, b / 1e6 / starts, flush=True)
+        a.append(start(own))
+        b.append(start(relocated))
+    print(r, *(",".join(str(x[i]) for x in s) for s in (a, b) for i in (0, 1)), flush=True)
 """
 
 SETUP = ("apk add -q --no-cache python3 >/dev/null && mkdir -p /opt/relocated && "
@@ -114,17 +114,27 @@ def main() -> int:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"the timing failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    ratios, owns, rels = [], [], []
-    print(f"{'round':>5} {'own ms':>8} {'relocated ms':>13} {'ratio':>6}   "
-          f"(mean of {args.starts} starts of `python -c {args.code!r}`)")
+    wall: list[tuple[float, float]] = []
+    cpu: list[tuple[float, float]] = []
+    print(f"median of {args.starts} starts of `python -c {args.code!r}` each, in ms; CPU is "
+          "user+system of the child (wait4), which waiting for a core does not inflate")
+    print(f"{'round':>5} {'wall own':>9} {'relocated':>9} {'ratio':>6}   "
+          f"{'CPU own':>8} {'relocated':>9} {'ratio':>6}")
+
+    def med(field: str) -> float:
+        return statistics.median(int(x) for x in field.split(",")) / 1e6
+
     for line in proc.stdout.splitlines():
-        r, own, rel = line.split()
-        owns.append(float(own))
-        rels.append(float(rel))
-        ratios.append(float(rel) / float(own))
-        print(f"{int(r) + 1:>5} {float(own):8.2f} {float(rel):13.2f} {ratios[-1]:6.3f}")
-    print(f"median: own {statistics.median(owns):.2f} ms, relocated "
-          f"{statistics.median(rels):.2f} ms, relocated/own {statistics.median(ratios):.3f}")
+        r, own_wall, own_cpu, rel_wall, rel_cpu = line.split()
+        wall.append((med(own_wall), med(rel_wall)))
+        cpu.append((med(own_cpu), med(rel_cpu)))
+        print(f"{int(r) + 1:>5} {wall[-1][0]:9.2f} {wall[-1][1]:9.2f} "
+              f"{wall[-1][1] / wall[-1][0]:6.3f}   {cpu[-1][0]:8.2f} {cpu[-1][1]:9.2f} "
+              f"{cpu[-1][1] / cpu[-1][0]:6.3f}")
+    for what, pairs in (("wall", wall), ("CPU", cpu)):
+        print(f"median {what}: own {statistics.median(a for a, _ in pairs):.2f} ms, relocated "
+              f"{statistics.median(b for _, b in pairs):.2f} ms, relocated/own "
+              f"{statistics.median(b / a for a, b in pairs):.3f}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

@@ -23,10 +23,11 @@ from builder.errors import (
 from builder.host.detect import Detection
 from builder.lowlevel.apkversion import ApkVersion, compare
 from builder.lowlevel.boundedio import CAP_MANIFEST, CAP_METADATA
-from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.jsonio import expect_object, read_json
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, loader_symbols
 from builder.lowlevel.outdir import check_writable_dir, unwritable
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS
 from builder.naming import parse_archive_name
 from builder.platforms import ARCHES, get_arch
 from builder.release.uvmeta import version_sort_key

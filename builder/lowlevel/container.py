@@ -305,9 +305,11 @@ class ChunkReader(io.RawIOBase):
         while size < 0 or len(self._buffer) < size:
             try:
                 chunk = next(self._chunks, b"")
-            except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+            except _ENGINE_ERRORS as e:
                 raise DockerUnavailableError(
-                    f"the export of {self._what} broke off: {e}"
+                    f"the export of {self._what} broke off: {e}",
+                    hint="check that the engine is still running (`docker info`), then run "
+                    "the same command again: nothing half-done is kept",
                 ) from None
             if not chunk:
                 break

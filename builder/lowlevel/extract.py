@@ -1,8 +1,7 @@
 """The one way musl-pbs unpacks a tar: each member judged by where it really lands.
 
 Used for the streamed ``docker export`` (acquire), ``install``, ``verify`` and tests.
-The source is a path (plain, gzip, zstd, xz or bzip2, told by its first bytes) or a binary
-stream read once from start to end (``tarfile``'s ``r|`` mode).
+The source is a path or a stream, read once through :func:`builder.lowlevel.tarstream.open_tar`.
 
 Rules:
 
@@ -27,24 +26,15 @@ Rules:
 
 from __future__ import annotations
 
-import bz2
-import contextlib
 import errno
-import gzip
-import io
-import lzma
 import os
 import shutil
 import stat
 import tarfile
 import uuid
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol, cast
-
-import zstandard
 
 from builder.errors import (
     ExtractionLimitError,
@@ -52,25 +42,11 @@ from builder.errors import (
     UnsafeArchiveError,
     UnwritableOutputError,
 )
+from builder.lowlevel.tarstream import CHUNK, READ_ERRORS, ByteStream, Limits, MiB, open_tar
 
-MiB = 1 << 20
-GiB = 1 << 30
 _MAX_HOPS = 40  # symlinks followed while resolving one target (Linux's MAXSYMLINKS)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_CHUNK = MiB
-# What a damaged or foreign stream raises while being read.
-READ_ERRORS: tuple[type[Exception], ...] = (
-    tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError,
-    zstandard.ZstdError, ValueError,
-)
-OPEN_ERRORS: tuple[type[Exception], ...] = (*READ_ERRORS, OSError)
-
-
-
-class ByteStream(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
 
 # A transform sees each member first and returns it (maybe changed) or None to skip it.
 Transform = Callable[[tarfile.TarInfo], tarfile.TarInfo | None]
@@ -79,137 +55,10 @@ Skip = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Caps for one kind of input."""
-
-    max_bytes: int  # regular-file bytes written
-    max_members: int  # members read, skipped ones included
-    max_name: int = 4096  # bytes of a member's name or link target
-    max_ratio: float | None = None  # expanded / compressed bytes ...
-    ratio_floor: int = 32 * MiB  # ... checked once this much has been expanded
-
-
-# A built archive: CPython with its libraries is 50-250 MB unpacked, ratio 3-5.
-ARCHIVE_LIMITS = Limits(max_bytes=512 * MiB, max_members=100_000, max_name=1024, max_ratio=40)
-# A root filesystem exported by Docker (plain tar: no ratio).
-ROOTFS_LIMITS = Limits(max_bytes=16 * GiB, max_members=500_000)
-
-
-@dataclass(frozen=True)
 class Extracted:
     members: int  # members read
     written: int  # regular-file bytes written
     skipped: int  # members dropped by the skip predicate, the transform or the rules
-
-
-# -- reading ------------------------------------------------------------------------------
-class _Meter(io.RawIOBase):
-    """Counts the bytes read through it and calls ``check`` after each read."""
-
-    def __init__(self, raw: ByteStream, check: Callable[[], None] = lambda: None) -> None:
-        self._raw = raw
-        self._check = check
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.count += len(data)
-        self._check()
-        return data
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-# Header errors of tarfile (not in typeshed): a zero block ends an archive properly.
-_EOF_HEADER: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
-_SHORT_HEADER: tuple[type[Exception], ...] = (
-    tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError,  # type: ignore[attr-defined]
-)
-
-
-class _StrictInfo(tarfile.TarInfo):
-    """``tarfile`` ends an archive quietly at a damaged or missing header after the first
-    member; here only the end-of-archive marker (a zero block) ends it."""
-
-    @classmethod
-    def fromtarfile(cls, archive: tarfile.TarFile) -> _StrictInfo:
-        try:
-            return super().fromtarfile(archive)
-        except _EOF_HEADER:
-            raise
-        except tarfile.HeaderError as e:
-            what = "the archive ends" if isinstance(e, _SHORT_HEADER) else "a damaged header"
-            raise MalformedArchiveError(
-                f"{what} at byte {archive.offset} without the end-of-archive marker ({e})"
-            ) from None
-
-
-def _decompressor(magic: bytes, meter: _Meter) -> ByteStream:
-    source = cast(IO[bytes], meter)
-    if magic.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=source, mode="rb")
-    if magic.startswith(b"\x28\xb5\x2f\xfd"):
-        reader: ByteStream = zstandard.ZstdDecompressor().stream_reader(
-            source, read_across_frames=True
-        )
-        return reader
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(source)
-    if magic.startswith(b"BZh"):
-        return bz2.BZ2File(source)
-    return meter
-
-
-@contextlib.contextmanager
-def open_tar(
-    source: Path | ByteStream, limits: Limits, label: str = ""
-) -> Iterator[tarfile.TarFile]:
-    """``source`` as a tar read once in order, its decompression metered against
-    ``limits.max_ratio`` (:class:`ExtractionLimitError` as soon as it is exceeded)."""
-    label = label or str(source)
-    with contextlib.ExitStack() as stack:
-        if isinstance(source, Path):
-            try:
-                f = stack.enter_context(source.open("rb"))
-                magic = f.read(6)
-                f.seek(0)
-            except OSError as e:
-                raise MalformedArchiveError(f"{label}: cannot read: {e.strerror}") from None
-            raw: ByteStream = f
-        else:
-            raw, magic = source, b""
-        compressed = _Meter(raw)
-        expanded_meter: _Meter
-
-        def check_ratio() -> None:
-            done = expanded_meter.count
-            if (limits.max_ratio is not None and done > limits.ratio_floor
-                    and done > limits.max_ratio * max(compressed.count, 1)):
-                raise ExtractionLimitError(
-                    f"{label}: {done // MiB} MiB expanded from {compressed.count // 1024} KiB "
-                    f"(more than {limits.max_ratio:g} times): refusing a decompression bomb"
-                )
-
-        inner = _decompressor(magic, compressed)
-        expanded_meter = _Meter(inner, check_ratio)
-        try:
-            tar = stack.enter_context(
-                tarfile.open(fileobj=cast(IO[bytes], expanded_meter), mode="r|",
-                             bufsize=_CHUNK, tarinfo=_StrictInfo)
-            )
-        except OPEN_ERRORS as e:
-            raise MalformedArchiveError(f"{label}: not a readable tar archive ({e})") from None
-        except MalformedArchiveError as e:  # the first header, read by tarfile.open
-            raise MalformedArchiveError(
-                f"{label}: not a readable tar archive ({e.message})"
-            ) from None
-        yield tar
 
 
 # -- names --------------------------------------------------------------------------------
@@ -358,7 +207,7 @@ class _Writer:
             left = size
             while left > 0:
                 try:
-                    chunk = data.read(min(_CHUNK, left))
+                    chunk = data.read(min(CHUNK, left))
                 except READ_ERRORS as e:
                     raise MalformedArchiveError(
                         f"{self.label}: {self._where(parts)}: unreadable data ({e})"
@@ -451,8 +300,8 @@ class _Writer:
         self._uncache()
 
 
-def _normalise(member: tarfile.TarInfo) -> str:
-    name = member.name
+def _normalise(name: str) -> str:
+    """A member name or hard-link target without its leading ``./``."""
     while name.startswith("./"):
         name = name[2:]
     return name
@@ -481,7 +330,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
         if candidate is None:
             skipped += 1
             continue
-        name = _normalise(candidate)
+        name = _normalise(candidate.name)
         parts = _parts(name, label, limits)
         if not parts or (skip is not None and skip("/".join(parts))):
             if candidate.isreg():
@@ -504,7 +353,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
                 )
             writer.symlink(parts, candidate.linkname)
         elif candidate.islnk():
-            target = _parts(_normalise_link(candidate.linkname), label, limits, "link target")
+            target = _parts(_normalise(candidate.linkname), label, limits, "link target")
             if not writer.hardlink(parts, target):
                 writer.skipped_files.add(parts)  # its target was skipped: so is the link
                 skipped += 1
@@ -527,12 +376,6 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
     return Extracted(members, written, skipped)
 
 
-def _normalise_link(link: str) -> str:
-    while link.startswith("./"):
-        link = link[2:]
-    return link
-
-
 def extract(
     source: Path | ByteStream,
     dest: Path,
@@ -544,9 +387,9 @@ def extract(
 ) -> Extracted:
     """Unpack ``source`` into the new directory ``dest`` (which must not exist yet)."""
     label = label or str(source)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(partial, 0o700)
     except OSError as e:
         raise UnwritableOutputError(f"cannot create {partial}: {e.strerror}") from None

@@ -24,9 +24,10 @@ from builder.lowlevel import apk
 from builder.lowlevel.apkdb import ApkPackage, parse_installed
 from builder.lowlevel.apkversion import upstream_version
 from builder.lowlevel.container import Container, docker_client, ensure_image
-from builder.lowlevel.extract import ROOTFS_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.jsonio import write_json
 from builder.lowlevel.rootfs import APK_DB_CAP, SMALL_FILE, read_in_root
+from builder.lowlevel.tarstream import ROOTFS_LIMITS
 from builder.platforms import Arch
 from builder.progress import Reporter
 

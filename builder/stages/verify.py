@@ -31,10 +31,11 @@ from builder.errors import (
 from builder.lowlevel.apkversion import compare
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
-from builder.lowlevel.extract import ARCHIVE_LIMITS, OPEN_ERRORS, extract, open_tar
+from builder.lowlevel.extract import extract
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, loader_symbols
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch

@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from builder.lowlevel.container import Container, docker_client
-from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
+from builder.lowlevel.extract import extract
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS
 from builder.stages.verify import plain_tar_bytes
 
 pytestmark = pytest.mark.docker

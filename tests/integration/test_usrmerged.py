@@ -20,8 +20,9 @@ import pytest
 from builder.cli import main
 from builder.config import load_recipe
 from builder.lowlevel.container import Container, docker_client
-from builder.lowlevel.extract import ROOTFS_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.images import SOURCE_LABEL, load_rootfs_image
+from builder.lowlevel.tarstream import ROOTFS_LIMITS
 from builder.platforms import get_arch
 from builder.progress import NullReporter
 from builder.stages.acquire import Acquired, rootfs_transform

@@ -17,7 +17,8 @@ from builder.errors import (
     MuslPbsError,
     UnsafeArchiveError,
 )
-from builder.lowlevel.extract import ARCHIVE_LIMITS, ROOTFS_LIMITS, Limits, extract
+from builder.lowlevel.extract import extract
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS, ROOTFS_LIMITS, Limits
 from builder.stages.acquire import rootfs_transform, skip_in_export
 
 MiB = 1 << 20

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builder.errors import MuslPbsError
-from builder.lowlevel.extract import ARCHIVE_LIMITS, extract
+from builder.lowlevel.extract import extract
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS
 
 EXAMPLES = int(os.environ.get("MUSL_PBS_PROPERTY_EXAMPLES", "150"))
 

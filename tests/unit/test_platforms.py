@@ -107,7 +107,14 @@ UV_SPELLINGS = {
     "ppc64le": ("powerpc64le", "powerpc64le", "musl"),
     "s390x": ("s390x", "s390x", "musl"),
     "riscv64": ("riscv64gc", "riscv64gc", "musl"),
+    # From uv's source only (target_lexicon's LoongArch64; uv-platform libc.rs knows
+    # ld-musl-loongarch64.so.1): PyPI has no uv binary for loongarch64 to run.
+    "loongarch64": ("loongarch64", "loongarch64", "musl"),
 }
+
+
+def test_every_arch_has_its_uv_spelling_checked() -> None:
+    assert set(UV_SPELLINGS) == set(ARCHES)
 
 
 @pytest.mark.parametrize("arch", sorted(UV_SPELLINGS))

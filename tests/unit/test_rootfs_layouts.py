@@ -12,8 +12,9 @@ import pytest
 
 from builder.errors import InputTooLargeError
 from builder.lowlevel.elf import read_elf
-from builder.lowlevel.extract import ROOTFS_LIMITS, extract
+from builder.lowlevel.extract import extract
 from builder.lowlevel.rootfs import read_in_root, resolve_in_root
+from builder.lowlevel.tarstream import ROOTFS_LIMITS
 from builder.platforms import get_arch
 from builder.stages.acquire import installed_packages, release_of, rootfs_transform
 from builder.stages.closure import compute_closure, system_search_dirs
