@@ -25,8 +25,6 @@ from builder.commands import (
 from builder.errors import MuslPbsError
 from builder.lowlevel.outdir import WRITE_ERRNOS, unwritable
 
-INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM: 143
-
 _COMMANDS = (build_cmd, verify_cmd, matrix_cmd, detect_cmd, install_cmd, alpine_cmd, release_cmd)
 
 

@@ -115,13 +115,6 @@ def get_arch(name: str) -> Arch:
         ) from None
 
 
-def arch_for_archive_name(spelling: str) -> Arch:
-    for arch in ARCHES.values():
-        if arch.archive_arch == spelling:
-            return arch
-    raise UnknownArchError(f"no architecture is spelled {spelling!r} in archive names")
-
-
 def is_musl_libc_name(soname: str) -> bool:
     """musl's loader answers any lib{c,pthread,rt,m,dl,util,xnet}.* itself (ldso/dynlink.c)."""
     if soname.startswith("libc.musl-") or soname.startswith("ld-musl-"):

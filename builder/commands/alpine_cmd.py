@@ -111,7 +111,7 @@ def _update_matrix(args: argparse.Namespace) -> int:
     if change.empty:
         err.print(f"{args.matrix}: follows Alpine already")
         return 0
-    apply(args.matrix, change)
+    apply(matrix, change)
     for e in change.dropped:
         print(f"dropped {e.tag}: {e.describe()}")
     for r in change.added:

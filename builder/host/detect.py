@@ -37,11 +37,11 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection
 
-from builder.errors import MuslPbsError, UndecidedError
+from builder.errors import MuslPbsError
+from builder.lowlevel.apkdb import parse_installed
 from builder.lowlevel.apkversion import compare, upstream_version
-from builder.lowlevel.boundedio import read_capped
-from builder.lowlevel.elf import ELF_MAGIC, ElfInfo, read_elf
-from builder.lowlevel.rootfs import link_chain, resolve_in_root
+from builder.lowlevel.elf import ElfInfo, is_elf, read_elf
+from builder.lowlevel.rootfs import APK_DB_CAP, link_chain, read_in_root, resolve_in_root
 from builder.platforms import ARCHES, Arch
 
 Libc = Literal["musl", "glibc"]
@@ -200,14 +200,6 @@ def _elf_words(elf: ElfInfo) -> str:
     return words
 
 
-def _looks_like_elf(host: Path) -> bool:
-    try:
-        with host.open("rb") as f:
-            return f.read(4) == ELF_MAGIC
-    except OSError:
-        return False
-
-
 def _shebang(host: Path) -> str | None:
     try:
         with host.open("rb") as f:
@@ -224,7 +216,7 @@ def _program(root: Path, path: PurePosixPath) -> _Program:
     host = resolve_in_root(root, path)
     if host is None or not host.is_file():
         return _Program(path, chain, None, None)
-    if not _looks_like_elf(host):
+    if not is_elf(host):
         return _Program(path, chain, host, None, script=_shebang(host))
     return _Program(path, chain, host, read_elf(host))
 
@@ -309,19 +301,12 @@ def _glibc_version_from_libc(root: Path, loader: _Loader) -> tuple[str | None, s
 
 def _apk_musl_version(root: Path) -> str | None:
     """``V:`` of the ``P:musl`` record in Alpine's installed database, if any."""
-    host = resolve_in_root(root, APK_INSTALLED)
-    if host is None or not host.is_file():
-        return None
     try:
-        text = read_capped(host, cap=_MAX_READ, what="apk's installed database",
-                           error=UndecidedError).decode("utf-8", errors="replace")
+        text = read_in_root(root, APK_INSTALLED, cap=APK_DB_CAP)
     except MuslPbsError:
         return None  # unreadable or absurdly large: no evidence
-    for block in text.split("\n\n"):
-        fields = dict(line.split(":", 1) for line in block.splitlines() if ":" in line)
-        if fields.get("P") == "musl" and "V" in fields:
-            return fields["V"].strip()
-    return None
+    return next((p.version.strip() for p in parse_installed(text or "")
+                 if p.name == "musl" and p.version), None)
 
 
 # --------------------------------------------------------------------------- arch
@@ -434,7 +419,7 @@ def _scan_programs(root: Path) -> tuple[list[_Program], int, int]:
             if host is None or host in seen_files or not host.is_file():
                 continue
             seen_files.add(host)
-            if not _looks_like_elf(host):
+            if not is_elf(host):
                 continue
             elves += 1
             prog = _program(root, path)

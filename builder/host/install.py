@@ -24,7 +24,7 @@ from builder.host.detect import Detection
 from builder.lowlevel.apkversion import ApkVersion, compare
 from builder.lowlevel.boundedio import CAP_MANIFEST, CAP_METADATA
 from builder.lowlevel.extract import extract
-from builder.lowlevel.jsonio import expect_object, read_json
+from builder.lowlevel.jsonio import read_json_object
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, loader_symbols
 from builder.lowlevel.outdir import check_writable_dir, unwritable
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS
@@ -53,9 +53,8 @@ class Candidate:
 def _manifest_facts(path: Path) -> tuple[str | None, str | None, dict[str, Any] | None]:
     """(sha256 of the .tar.gz, musl version needed, musl floor) from a manifest beside an
     archive."""
-    manifest = expect_object(
-        read_json(path, cap=CAP_MANIFEST, what="a manifest", error=NotOurArchiveError),
-        str(path), "a manifest", NotOurArchiveError)
+    manifest = read_json_object(path, cap=CAP_MANIFEST, what="a manifest",
+                                error=NotOurArchiveError)
     entry = manifest.get("archives", {})
     entry = entry.get("tar.gz") if isinstance(entry, dict) else None
     sha = entry.get("sha256") if isinstance(entry, dict) else None
@@ -130,10 +129,8 @@ def _metadata_entry(path: Path, key: str, entry: Any) -> Candidate | None:
 def candidates_from_metadata(path: Path) -> list[Candidate]:
     """Entries of a uv download-metadata.json for musl (``musl``, and ``musleabihf`` as uv
     spells hard-float ARM) with a local file URL."""
-    data = expect_object(
-        read_json(path, cap=CAP_METADATA, what="a download-metadata.json",
-                  error=NotOurArchiveError),
-        str(path), "a download-metadata.json", NotOurArchiveError)
+    data = read_json_object(path, cap=CAP_METADATA, what="a download-metadata.json",
+                            error=NotOurArchiveError)
     out = []
     for key, entry in sorted(data.items()):
         cand = _metadata_entry(path, key, entry)

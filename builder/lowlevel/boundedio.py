@@ -14,7 +14,6 @@ from pathlib import Path
 
 from builder.errors import InputTooLargeError, MuslPbsError, SymlinkedInputError
 
-KIB = 1 << 10
 MIB = 1 << 20
 
 # Caps, each far above the largest real file of its kind.

@@ -1,6 +1,6 @@
 """The Docker SDK wrapper: one context manager owns a container's whole life.
 
-Build code sees a small interface (``call``, ``check_call``, ``put_tar``, ``export``).
+Build code sees a small interface (``call``, ``check_call``, ``put_tar``, ``export_stream``).
 Host paths are :class:`~pathlib.Path`, container paths :class:`~pathlib.PurePosixPath`.
 The container is removed in ``__exit__`` whatever happened (errors, Ctrl-C), unless
 ``MUSL_PBS_KEEP_CONTAINERS=1`` asks to keep it for debugging.
@@ -277,17 +277,6 @@ class Container:
         finally:
             with contextlib.suppress(Exception):
                 chunks.close()
-
-    def export(self, dest: Path) -> None:
-        """Write the container's filesystem as a tar to ``dest`` (temp name, then rename)."""
-        tmp = dest.with_name(dest.name + ".tmp")
-        try:
-            with self.export_stream() as stream, tmp.open("wb") as f:
-                while chunk := stream.read(1 << 20):
-                    f.write(chunk)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 class ChunkReader(io.RawIOBase):

@@ -300,7 +300,7 @@ class _Writer:
         self._uncache()
 
 
-def _normalise(name: str) -> str:
+def normalise_name(name: str) -> str:
     """A member name or hard-link target without its leading ``./``."""
     while name.startswith("./"):
         name = name[2:]
@@ -330,7 +330,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
         if candidate is None:
             skipped += 1
             continue
-        name = _normalise(candidate.name)
+        name = normalise_name(candidate.name)
         parts = _parts(name, label, limits)
         if not parts or (skip is not None and skip("/".join(parts))):
             if candidate.isreg():
@@ -353,7 +353,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
                 )
             writer.symlink(parts, candidate.linkname)
         elif candidate.islnk():
-            target = _parts(_normalise(candidate.linkname), label, limits, "link target")
+            target = _parts(normalise_name(candidate.linkname), label, limits, "link target")
             if not writer.hardlink(parts, target):
                 writer.skipped_files.add(parts)  # its target was skipped: so is the link
                 skipped += 1

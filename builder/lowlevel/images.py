@@ -97,21 +97,21 @@ def derive_base_image(source: str, arch: Arch, reporter: Reporter) -> str:
         pass
     reporter.stage("verify", f"deriving {ref} from {source} (loader + busybox only)")
     with tempfile.TemporaryDirectory(prefix="musl-pbs-base-") as tmp:
-        export = Path(tmp, "export.tar")
         layer = Path(tmp, "layer.tar")
-        with Container(client, source, platform=arch.docker_platform, network=False,
-                       purpose="base") as c:
-            c.export(export)
         loader, libc = arch.loader.name, arch.libc_soname
-        with tarfile.open(export) as src, tarfile.open(layer, "w") as dst:
-            for m in src:
+        kept: set[str] = set()
+        with Container(client, source, platform=arch.docker_platform, network=False,
+                       purpose="base") as c, c.export_stream() as stream, \
+                tarfile.open(fileobj=stream, mode="r|") as src, \
+                tarfile.open(layer, "w") as dst:
+            for m in src:  # the export, streamed: only what the base keeps is written
                 if _keep_for_base(m, loader, libc):
                     f = src.extractfile(m) if m.isfile() else None
                     dst.addfile(m, f)
-        with tarfile.open(layer) as check:
-            if f"lib/{loader}" not in {m.name.lstrip("./") for m in check}:
-                raise ImageNotFoundError(
-                    f"{source} has no {arch.loader} to derive a base image from"
-                )
+                    kept.add(m.name.lstrip("./"))
+        if f"lib/{loader}" not in kept:
+            raise ImageNotFoundError(
+                f"{source} has no {arch.loader} to derive a base image from"
+            )
         load_rootfs_image(client, layer, ref, arch, labels={SOURCE_LABEL: source_id})
     return ref

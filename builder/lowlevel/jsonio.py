@@ -48,6 +48,19 @@ def read_json(
     return parse_json(raw, str(path), what, error)
 
 
+def read_json_object(
+    path: Path,
+    *,
+    cap: int,
+    what: str,
+    error: type[MuslPbsError],
+    follow_symlinks: bool = True,
+) -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold a JSON object (see :func:`expect_object`)."""
+    data = read_json(path, cap=cap, what=what, error=error, follow_symlinks=follow_symlinks)
+    return expect_object(data, str(path), what, error)
+
+
 def expect_object(data: Any, source: str, what: str, error: type[MuslPbsError]) -> dict[str, Any]:
     """``data`` if it is a JSON object, else ``error`` saying what it is instead."""
     if not isinstance(data, dict):

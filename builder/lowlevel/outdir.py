@@ -11,8 +11,6 @@ from builder.errors import UnwritableOutputError
 
 # OSErrors that can only come from writing: the CLI reports them wherever they happen.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
-# ... and, where an output is being written, these too.
-OUTPUT_ERRNOS = WRITE_ERRNOS | {errno.EACCES, errno.EPERM, errno.ENOTDIR}
 
 
 def check_writable_dir(path: Path, what: str) -> None:

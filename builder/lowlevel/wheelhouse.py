@@ -24,6 +24,21 @@ def wheelhouse_dir(minor: str, arch: Arch) -> Path:
     return CACHE / "wheelhouse" / f"{tag}-musllinux-{arch.wheel_arch}"
 
 
+def _pip_download(
+    minor: str, arch: Arch, dest: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``pip download`` of binary wheels for CPython ``minor`` on musllinux ``arch`` into
+    ``dest``; ``args``: further options, then the projects."""
+    tag = minor.replace(".", "")
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+         "--only-binary=:all:", "--dest", str(dest),
+         "--python-version", minor, "--implementation", "cp", "--abi", f"cp{tag}",
+         "--platform", f"musllinux_1_2_{arch.wheel_arch}",
+         "--platform", f"musllinux_1_1_{arch.wheel_arch}", *args],
+        capture_output=True, text=True, check=False)
+
+
 def ensure_wheelhouse(minor: str, arch: Arch) -> Path:
     """Return a directory holding a pip wheel and the musllinux wheel of the arch's
     extension project (:func:`extension_wheel`; only pip where PyPI has none)."""
@@ -35,17 +50,8 @@ def ensure_wheelhouse(minor: str, arch: Arch) -> Path:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tag = minor.replace(".", "")
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--only-binary=:all:", "--dest", str(tmp),
-        "--python-version", minor, "--implementation", "cp", "--abi", f"cp{tag}",
-        "--abi", "abi3", "--abi", "none",
-        "--platform", f"musllinux_1_2_{arch.wheel_arch}",
-        "--platform", f"musllinux_1_1_{arch.wheel_arch}", "--platform", "any",
-        *requirements,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = _pip_download(minor, arch, tmp, "--abi", "abi3", "--abi", "none",
+                        "--platform", "any", *requirements)
     if out.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-8:])
@@ -92,8 +98,8 @@ def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
     """(project, directory holding its wheel) of the first of :data:`EXTENSION_PROJECTS`
     that PyPI publishes as a musllinux wheel for CPython ``minor`` on ``arch``; None when
     none is. Downloaded once, cached under ~/.cache/musl-pbs/wheelhouse/ext-... ."""
-    tag = minor.replace(".", "")
-    dest = CACHE / "wheelhouse" / f"ext-cp{tag}-musllinux-{arch.wheel_arch}"
+    house = wheelhouse_dir(minor, arch)
+    dest = house.with_name(f"ext-{house.name}")
     marker = dest / MARKER
     if marker.exists():
         project = marker.read_text().strip()
@@ -103,13 +109,7 @@ def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
     for project in EXTENSION_PROJECTS:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        out = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-             "--no-deps", "--only-binary=:all:", "--dest", str(tmp),
-             "--python-version", minor, "--implementation", "cp", "--abi", f"cp{tag}",
-             "--platform", f"musllinux_1_2_{arch.wheel_arch}",
-             "--platform", f"musllinux_1_1_{arch.wheel_arch}", project],
-            capture_output=True, text=True, check=False)
+        out = _pip_download(minor, arch, tmp, "--no-deps", project)
         if out.returncode == 0 and any(tmp.glob("*.whl")):
             found = project
             break

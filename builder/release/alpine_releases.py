@@ -226,24 +226,29 @@ def parse_document(text: str, source: str) -> ReleaseDocument:
     )
 
 
-def _is_url(source: str) -> bool:
+def is_url(source: str) -> bool:
     return source.startswith(("https://", "http://", "file://"))
+
+
+def fetch(url: str, *, cap: int, timeout: float, hint: str | None = None) -> bytes:
+    """The body of ``url`` (urllib, ``timeout`` seconds), at most ``cap`` bytes."""
+    request = urllib.request.Request(url, headers={"User-Agent": "musl-pbs"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body: bytes = response.read(cap + 1)
+    except (urllib.error.URLError, OSError) as e:
+        raise NetworkError(f"cannot read {url}: {getattr(e, 'reason', e)}", hint=hint) \
+            from None
+    if len(body) > cap:
+        raise InputTooLargeError(f"{url}: over its cap of {cap} bytes")
+    return body
 
 
 def read_document(source: str, timeout: float = 20.0) -> ReleaseDocument:
     """Read a document from a path, or from a URL (urllib, ``timeout`` seconds)."""
-    if _is_url(source):
-        request = urllib.request.Request(source, headers={"User-Agent": "musl-pbs"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                body = response.read(MAX_DOCUMENT + 1)
-        except (urllib.error.URLError, OSError) as e:
-            raise NetworkError(
-                f"cannot read {source}: {getattr(e, 'reason', e)}",
-                hint="check the network, or pass a saved copy with --releases FILE",
-            ) from None
-        if len(body) > MAX_DOCUMENT:
-            raise InputTooLargeError(f"{source}: over its cap of {MAX_DOCUMENT} bytes")
+    if is_url(source):
+        body = fetch(source, cap=MAX_DOCUMENT, timeout=timeout,
+                     hint="check the network, or pass a saved copy with --releases FILE")
         text = body.decode("utf-8", errors="replace")
     else:
         text = read_capped_text(Path(source), cap=MAX_DOCUMENT, what="a release document",

@@ -46,7 +46,7 @@ from builder.errors import (
     UsageError,
 )
 from builder.lowlevel.boundedio import CAP_CHECKSUMS, CAP_MANIFEST, read_capped_text
-from builder.lowlevel.jsonio import dumps, expect_object, read_json
+from builder.lowlevel.jsonio import dumps, read_json_object
 from builder.lowlevel.outdir import check_writable_dir
 from builder.naming import (
     CHECKSUMS,
@@ -122,9 +122,8 @@ def _read_sums(path: Path) -> dict[str, str]:
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
-    data = read_json(path, cap=CAP_MANIFEST, what="a manifest", error=ReleaseInputError,
-                     follow_symlinks=False)
-    return expect_object(data, str(path), "a manifest", ReleaseInputError)
+    return read_json_object(path, cap=CAP_MANIFEST, what="a manifest", error=ReleaseInputError,
+                            follow_symlinks=False)
 
 
 def _regular_file(path: Path, listed_in: str) -> None:

@@ -12,21 +12,22 @@ import io
 import os
 import re
 import tarfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from builder.config import Matrix, Release, load_matrix
-from builder.errors import MalformedDocumentError, NetworkError
+from builder.errors import ConfigError, InputTooLargeError, MalformedDocumentError, NetworkError
 from builder.lowlevel.apkdb import parse_installed
+from builder.lowlevel.boundedio import CAP_CONFIG, read_capped, read_capped_text
 from builder.platforms import ARCHES
 from builder.release.alpine_releases import (
     EndedRelease,
     ReleaseDocument,
     ended_releases,
+    fetch,
+    is_url,
     supported_branches,
 )
 
@@ -54,18 +55,11 @@ def index_url(mirror: str, tag: str, arch: str = "x86_64") -> str:
 
 def read_index(url: str, timeout: float = 30.0) -> dict[str, str]:
     """``{package: version}`` of an APKINDEX.tar.gz at a URL or a local path."""
-    try:
-        if url.startswith(("https://", "http://", "file://")):
-            request = urllib.request.Request(url, headers={"User-Agent": "musl-pbs"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                data = response.read(MAX_INDEX + 1)
-        else:
-            with open(url, "rb") as local:
-                data = local.read(MAX_INDEX + 1)
-    except (urllib.error.URLError, OSError) as e:
-        raise NetworkError(f"cannot read {url}: {getattr(e, 'reason', e)}") from None
-    if len(data) > MAX_INDEX:
-        raise MalformedDocumentError(f"{url}: larger than {MAX_INDEX} bytes")
+    if is_url(url):
+        data = fetch(url, cap=MAX_INDEX, timeout=timeout)
+    else:
+        data = read_capped(Path(url), cap=MAX_INDEX, what="an APKINDEX.tar.gz",
+                           error=NetworkError)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             member = tar.getmember("APKINDEX")
@@ -100,7 +94,7 @@ def plan(doc: ReleaseDocument, matrix: Matrix, today: date, lookup: Lookup) -> M
         arches = [a for a in ARCHES if branch.arches is None or a in branch.arches]
         try:
             change.added.append(_release_from_index(branch.tag, lookup(branch.tag), arches))
-        except (NetworkError, MalformedDocumentError) as e:
+        except (NetworkError, MalformedDocumentError, InputTooLargeError) as e:
             change.notes.append(f"Alpine {branch.tag} not added: {e.message}")
     return change
 
@@ -136,12 +130,15 @@ def rewrite(text: str, change: MatrixChange, matrix: Matrix) -> str:
     return "".join(out)
 
 
-def apply(path: Path, change: MatrixChange) -> None:
-    """Rewrite matrix.yaml at ``path`` (validated under a temporary name, then renamed)."""
-    matrix = load_matrix(path)
+def apply(matrix: Matrix, change: MatrixChange) -> None:
+    """Rewrite the matrix.yaml ``matrix`` was loaded from (validated under a temporary
+    name, then renamed)."""
+    path = matrix.source
+    text = read_capped_text(path, cap=CAP_CONFIG, what="a YAML configuration file",
+                            error=ConfigError)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(rewrite(path.read_text(), change, matrix))
+        tmp.write_text(rewrite(text, change, matrix))
         load_matrix(tmp)
         os.replace(tmp, path)
     finally:

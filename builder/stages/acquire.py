@@ -24,7 +24,7 @@ from builder.lowlevel import apk
 from builder.lowlevel.apkdb import ApkPackage, parse_installed
 from builder.lowlevel.apkversion import upstream_version
 from builder.lowlevel.container import Container, docker_client, ensure_image
-from builder.lowlevel.extract import extract
+from builder.lowlevel.extract import extract, normalise_name
 from builder.lowlevel.jsonio import write_json
 from builder.lowlevel.rootfs import APK_DB_CAP, SMALL_FILE, read_in_root
 from builder.lowlevel.tarstream import ROOTFS_LIMITS
@@ -155,9 +155,7 @@ def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
     the same meaning inside the root (``/bin/sh -> /bin/busybox`` is ``busybox``); links
     that would still leave the tree are refused by the extraction.
     """
-    name = member.name.lstrip("/")
-    while name.startswith("./"):
-        name = name[2:]
+    name = normalise_name(member.name.lstrip("/"))
     if not name or name == ".":
         return None
     out = copy.copy(member)

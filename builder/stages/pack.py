@@ -6,20 +6,20 @@ failed build leaves nothing that looks like an archive.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import stat
 import tarfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zstandard
-from zlib_ng import gzip_ng
 
 from builder import __version__
 from builder.lowlevel.jsonio import dumps
@@ -130,19 +130,33 @@ def write_tar(tree: Path, dest: Path, epoch: int) -> int:
     return count
 
 
+def gzip_library() -> tuple[str, Callable[..., Any]]:
+    """(name, GzipFile class): zlib-ng's where it is installed, else CPython's zlib.
+
+    PyPI has zlib-ng wheels for x86_64 and aarch64 only, so pyproject.toml asks for it there
+    alone: elsewhere (a musl ppc64le host running ``musl-pbs install``) nothing needs building,
+    and a build there writes the same gzip format with zlib's bytes. Imported here, not at the
+    top, so that install and verify never import it."""
+    try:
+        from zlib_ng import gzip_ng
+    except ImportError:
+        return "zlib", gzip.GzipFile
+    return "zlib-ng", gzip_ng.GzipNGFile
+
+
 def compress_gz(src: Path, dest: Path, stop: threading.Event | None = None) -> None:
-    """gzip ``src`` with zlib-ng (no name, mtime 0: the same bytes on every run); returns
-    early, leaving ``dest`` partial, once ``stop`` is set."""
+    """gzip ``src`` (no name, mtime 0: the same bytes on every run); returns early, leaving
+    ``dest`` partial, once ``stop`` is set."""
+    _, gzip_file = gzip_library()
     with (
         src.open("rb") as fin,
         dest.open("wb") as raw,
-        gzip_ng.GzipNGFile(  # type: ignore[no-untyped-call]  # the module has no annotations
-            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as gz,
+        gzip_file(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as gz,
     ):
         for block in iter(lambda: fin.read(CHUNK), b""):
             if stop is not None and stop.is_set():
                 return
-            gz.write(block)  # type: ignore[no-untyped-call]
+            gz.write(block)
 
 
 def zstd_threads(jobs: int = 1) -> int:
@@ -226,7 +240,9 @@ def pack(
         reporter.stage("pack", f"writing {name.stem} (tar, epoch {epoch})")
         count = write_tar(tree, plain, epoch)
         workers = zstd_threads() if threads is None else threads
-        reporter.stage("pack", f"compressing .tar.gz (zlib-ng {GZIP_LEVEL}) and .tar.zst "
+        compressors = {"gz": f"{gzip_library()[0]} {GZIP_LEVEL}",
+                       "zst": f"zstd {ZSTD_LEVEL}, long matching, window 2^{ZSTD_WINDOW_LOG}"}
+        reporter.stage("pack", f"compressing .tar.gz ({compressors['gz']}) and .tar.zst "
                        f"(level {ZSTD_LEVEL}, {workers} threads) at once")
         compress_both(plain, tmps["gz"], tmps["zst"], workers)
         archives: dict[str, dict[str, Any]] = {}
@@ -235,6 +251,7 @@ def pack(
                 "file": final[key].name,
                 "size": tmps[key].stat().st_size,
                 "sha256": sha256_file(tmps[key]),
+                "compressor": compressors[key],  # what made these bytes, to make them again
             }
         manifest = {
             **info,

@@ -9,7 +9,6 @@ the system happens to ship cannot hide one the archive lacks.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import tarfile
@@ -33,7 +32,7 @@ from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
 from builder.lowlevel.extract import extract
 from builder.lowlevel.images import derive_base_image
-from builder.lowlevel.jsonio import expect_object, parse_json, read_json
+from builder.lowlevel.jsonio import expect_object, parse_json, read_json_object
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, loader_symbols
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
 from builder.lowlevel.wheelhouse import (
@@ -101,12 +100,13 @@ class ArchiveIdentity:
     minor: str
 
 
-def plain_tar_bytes(archive: Path) -> bytes:
+def tar_for_put(archive: Path) -> bytes:
+    """``archive`` as :meth:`Container.put_tar` takes it: a .tar.gz as it is (the engine
+    unpacks gzip itself), a .tar.zst decompressed (the engine knows no zstd)."""
     if archive.name.endswith(".tar.zst"):
         with archive.open("rb") as f:
             return zstandard.ZstdDecompressor().stream_reader(f).read()
-    with gzip.open(archive, "rb") as g:
-        return g.read()
+    return archive.read_bytes()
 
 
 def identify(archive: Path) -> ArchiveIdentity:
@@ -144,9 +144,8 @@ def identify(archive: Path) -> ArchiveIdentity:
     stem = archive.name.removesuffix(".tar.gz").removesuffix(".tar.zst")
     beside = archive.with_name(stem + ".json")
     if beside.exists():
-        manifest = expect_object(
-            read_json(beside, cap=CAP_MANIFEST, what="a manifest", error=NotOurArchiveError),
-            str(beside), "a manifest", NotOurArchiveError)
+        manifest = read_json_object(beside, cap=CAP_MANIFEST, what="a manifest",
+                                    error=NotOurArchiveError)
     arch = get_arch(str(info.get("arch") or (name.arch.alpine if name else "")))
     version = str(info.get("python_version") or (name.version if name else ""))
     return ArchiveIdentity(name, info, manifest, arch, version, ".".join(version.split(".")[:2]))
@@ -267,8 +266,8 @@ def _run_checks(
     needed: frozenset[str],
     thread_stack_size: int | None = None,
 ) -> list[CheckResult]:
+    """Run the checks in ``image``, which :func:`runtime_image` made sure is present."""
     client = docker_client()
-    ensure_image(client, image, ident.arch.docker_platform)
     results: list[CheckResult] = []
     base = PurePosixPath("/opt") / f"unpacked-{uuid.uuid4().hex[:10]}"
     prefix = base / "python"
@@ -285,7 +284,7 @@ def _run_checks(
         if not results[-1].ok:
             return results
         reporter.stage("verify", f"unpacking into {base} of a {image} container (no network)")
-        c.put_tar(base, plain_tar_bytes(archive))
+        c.put_tar(base, tar_for_put(archive))
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             info = tarfile.TarInfo("runtime_checks.py")

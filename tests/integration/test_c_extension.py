@@ -16,7 +16,7 @@ import pytest
 from builder.lowlevel.container import Container, docker_client
 from builder.lowlevel.extract import extract
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS
-from builder.stages.verify import plain_tar_bytes
+from builder.stages.verify import tar_for_put
 
 pytestmark = pytest.mark.docker
 
@@ -54,7 +54,7 @@ def test_extension_against_the_archive_headers(
     prefix = PurePosixPath("/srv/x9") / "python"
     with Container(docker_client(), images_x86_64[1], platform="linux/amd64", network=False,
                    purpose="cext") as c:
-        c.put_tar(prefix.parent, plain_tar_bytes(archive))
+        c.put_tar(prefix.parent, tar_for_put(archive))
         minor = module.removeprefix("python-")
         r = c.call([str(prefix / "bin" / f"python{minor}-config"), "--includes"])
         assert r.exit_code == 0, r.output

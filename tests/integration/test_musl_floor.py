@@ -18,7 +18,7 @@ from builder.cli import main
 from builder.lowlevel.container import Container, docker_client
 from builder.lowlevel.images import load_rootfs_image
 from builder.platforms import get_arch
-from builder.stages.verify import plain_tar_bytes
+from builder.stages.verify import tar_for_put
 
 pytestmark = pytest.mark.docker
 
@@ -88,7 +88,7 @@ def test_a_refusal_is_never_wrong(built_x86_64: Path, alpine_3_19_4: str) -> Non
     base = PurePosixPath("/opt/forced")
     with Container(docker_client(), alpine_3_19_4, platform="linux/amd64", network=False,
                    purpose="layout-floor") as c:
-        c.put_tar(base, plain_tar_bytes(gz))
+        c.put_tar(base, tar_for_put(gz))
         r = c.call([str(base / "python/bin/python3"), "-c", "print('ran')"],
                    env={"LD_LIBRARY_PATH": ""})
     if not lacks:

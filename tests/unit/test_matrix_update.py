@@ -95,3 +95,14 @@ def test_nothing_to_change_leaves_the_file(tmp_path: Path, capsys: pytest.Captur
                  str(matrix), "--mirror", str(tmp_path), "--today", "2025-07-16"]) == 0
     assert matrix.read_text() == body
     assert "follows Alpine already" in capsys.readouterr().err
+
+
+@needs_index
+def test_the_matrix_says_what_the_real_v3_22_index_says() -> None:
+    """matrix.yaml's 3.22 entry against Alpine's own v3.22 main index."""
+    assert REAL_INDEX is not None
+    versions = read_index(str(REAL_INDEX))
+    release = load_matrix().release("3.22")
+    assert release is not None
+    assert versions["python3"].startswith(release.python + ".")
+    assert versions["musl"].startswith(release.musl + "-r")

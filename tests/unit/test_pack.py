@@ -6,6 +6,7 @@ import gzip
 import os
 import py_compile
 import random
+import sys
 import tarfile
 from pathlib import Path
 
@@ -111,3 +112,13 @@ def test_sources_of_a_matching_pyc_keep_their_mtime(tmp_path: Path) -> None:
     assert mtimes["fresh.py"] == 9000  # the .pyc still matches after unpacking
     assert mtimes["stale.py"] == 5000 and mtimes["nopyc.py"] == 5000  # clamped
     assert mtimes["fresh.cpython-312.pyc"] == 5000
+
+
+def test_gzip_falls_back_to_zlib_without_zlib_ng(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts without a zlib-ng wheel (e.g. ppc64le) still pack, with zlib, and say so."""
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)  # import zlib_ng raises ImportError
+    packed = pack(_tree(tmp_path), NAME, tmp_path / "out", {}, 5000, NullReporter())
+    assert packed.data["archives"]["tar.gz"]["compressor"] == "zlib 6"
+    with tarfile.open(packed.gz) as tar:
+        assert "python/bin/python3.12" in tar.getnames()
