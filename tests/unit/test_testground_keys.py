@@ -1,5 +1,6 @@
 """tests/fixtures/build-images: the cache keys of x86_64 and aarch64 ignore the new-arch
-blocks (armv7, x86, riscv64), whose own keys do not.
+blocks (armv7, x86, riscv64), whose own keys do not; the keys of those five ignore the
+arches2 blocks (ppc64le, s390x), whose own keys hash both kinds.
 
 No Docker, nothing is built: only the key functions run, on copies of the script."""
 
@@ -17,8 +18,8 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "fixtures" / "build-images"
 
 
-def _load() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("build_images_under_test", str(SCRIPT))
+def _load(script: Path = SCRIPT, name: str = "build_images_under_test") -> ModuleType:
+    loader = importlib.machinery.SourceFileLoader(name, str(script))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
@@ -49,13 +50,66 @@ def _keys(bi: ModuleType, script: Path) -> dict[str, tuple[str, str, str]]:
 
 
 def test_blocks_are_what_only_the_new_arches_run(bi: ModuleType) -> None:
-    text = SCRIPT.read_bytes()
+    text = bi.ARCHES2_BLOCK.sub(b"", SCRIPT.read_bytes())  # the script before arches2
     stripped = bi.SCRIPT.read_bytes()
     assert bi.SCRIPT.blocks(recipe_only=True)
     assert len(stripped) + len(bi.SCRIPT.blocks(recipe_only=False)) == len(text)
     # Without the blocks, the script knows only the first two arches.
     assert b"NewArch" not in stripped and b"armv7" not in stripped
     assert {"x86_64", "aarch64", "armv7", "x86", "riscv64"} <= set(bi.ARCHES)
+
+
+FIRST_FIVE = ("x86_64", "aarch64", "armv7", "x86", "riscv64")
+ARCHES2 = ("ppc64le", "s390x")
+
+
+def test_arches2_blocks_are_what_only_ppc64le_and_s390x_run(bi: ModuleType) -> None:
+    text = SCRIPT.read_bytes()
+    without = bi.ARCHES2_BLOCK.sub(b"", text)
+    assert bi.SCRIPT.blocks2(recipe_only=True)
+    assert len(without) + len(bi.SCRIPT.blocks2(recipe_only=False)) == len(text)
+    assert b"ppc64le" not in without and b"s390x" not in without
+    assert b"arches2" not in without
+    assert set(ARCHES2) <= set(bi.ARCHES) and set(bi.ARCHES2) == set(ARCHES2)
+
+
+def test_the_script_without_arches2_blocks_gives_the_first_five_the_same_keys(
+    bi: ModuleType, tmp_path: Path
+) -> None:
+    # The script as it was before ppc64le and s390x (its own, older key code runs), beside
+    # the same testground/ directory: the keys of the first five arches are unchanged.
+    old = tmp_path / "build-images"
+    old.write_bytes(bi.ARCHES2_BLOCK.sub(b"", SCRIPT.read_bytes()))
+    (tmp_path / "testground").symlink_to(SCRIPT.parent / "testground")
+    before = _load(old, "build_images_before_arches2")
+    assert not hasattr(before, "ARCHES2") and set(before.ARCHES) == set(FIRST_FIVE)
+    now = _keys(bi, SCRIPT)
+    for name in FIRST_FIVE:
+        for minor in ("3.11", "3.13"):
+            py_old, py_now = before.PYTHONS[minor], bi.PYTHONS[minor]
+            arch_old, arch_now = before.ARCHES[name], bi.ARCHES[name]
+            assert before.images_key(arch_old, py_old) == bi.images_key(arch_now, py_now)
+            assert before.python_key(arch_old, py_old) == bi.python_key(arch_now, py_now)
+        assert before.base_key(before.ARCHES[name]) == bi.base_key(bi.ARCHES[name])
+        assert now[name][0] == before.libs_key(before.ARCHES[name]), name
+
+
+def test_editing_an_arches2_block_changes_only_ppc64le_and_s390x_keys(
+    bi: ModuleType, tmp_path: Path
+) -> None:
+    before = _keys(bi, SCRIPT)
+    for marker in ("# >>> arches2 recipe\n", "# >>> arches2\n"):
+        edited = tmp_path / "build-images"
+        text, n = re.subn(rf"({marker})", r"\1# an edit\n", SCRIPT.read_text(), count=1)
+        assert n == 1
+        edited.write_text(text)
+        after = _keys(bi, edited)
+        for old in FIRST_FIVE:
+            assert after[old] == before[old], old
+        for new in ARCHES2:
+            assert after[new][2] != before[new][2], new  # image key
+            if "recipe" in marker:  # builds too
+                assert all(a != b for a, b in zip(after[new], before[new], strict=True)), new
 
 
 def test_editing_a_recipe_block_changes_only_the_new_arches_keys(
@@ -70,7 +124,7 @@ def test_editing_a_recipe_block_changes_only_the_new_arches_keys(
     after = _keys(bi, edited)
     for old in ("x86_64", "aarch64"):
         assert after[old] == before[old], old
-    for new in ("armv7", "x86", "riscv64"):
+    for new in ("armv7", "x86", "riscv64", *ARCHES2):  # arches2 hash the new-arch blocks too
         assert all(a != b for a, b in zip(after[new], before[new], strict=True)), new
 
 
