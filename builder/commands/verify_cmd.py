@@ -42,8 +42,9 @@ def _print(report: VerifyReport, console: Console) -> None:
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for r in report.results:
-        mark = "[green]ok[/]" if r.ok else ("[red]FAIL[/]" if r.level == "error" else
-                                            "[yellow]warn[/]")
+        mark = "[green]ok[/]" if r.ok else {"error": "[red]FAIL[/]",
+                                            "skipped": "[yellow]SKIPPED[/]"}.get(
+                                                r.level, "[yellow]warn[/]")
         detail = r.detail if not r.ok else ""
         if r.path and not r.ok:
             detail = f"{r.path}: {detail}"

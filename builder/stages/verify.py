@@ -37,6 +37,7 @@ from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, 
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
 from builder.lowlevel.wheelhouse import (
     EXTENSION_IMPORTS,
+    EXTENSION_PROJECTS,
     ensure_wheelhouse,
     pip_wheel,
     wheelhouse_extension,
@@ -54,7 +55,9 @@ class CheckResult:
     ok: bool
     detail: str = ""
     path: str = ""
-    level: str = "error"  # "error" fails verification, "warning" is reported only
+    # "error" fails verification, "warning" is reported only, "skipped": a check that could
+    # not be done here (ok is False so that it is never counted as passed), reported only
+    level: str = "error"
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.check, "ok": self.ok, "detail": self.detail,
@@ -317,7 +320,14 @@ def _run_checks(
                              "import sys; assert sys.prefix != sys.base_prefix, sys.prefix; "
                              "print(sys.prefix)"]),
         ]
-        if project:
+        if project is None:
+            results.append(CheckResult(
+                "extension-wheel", False,
+                f"not done: PyPI publishes no musllinux wheel of {', '.join(EXTENSION_PROJECTS)}"
+                f" for CPython {ident.minor} on {ident.arch.wheel_arch}; no third-party C "
+                "extension was installed and imported (lib-dynload's own were)",
+                level="skipped"))
+        else:
             steps += [
                 (f"pip-install-{project}", [
                     str(venv / "bin/python"), f"/opt/musl-pbs-verify/wheelhouse/{pip.name}/pip",
