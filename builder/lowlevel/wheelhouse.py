@@ -77,8 +77,9 @@ def pip_wheel(wheelhouse: Path) -> Path:
 
 # Compiled projects whose musllinux wheels test a C extension on an arch, in order of
 # preference: numpy where PyPI has it for the arch, else smaller ones published for more
-# arches (markupsafe: armv7l, i686, ppc64le, riscv64; msgpack: i686, riscv64).
-EXTENSION_PROJECTS = ("numpy", "markupsafe", "msgpack")
+# arches (markupsafe: armv7l, i686, ppc64le, riscv64; msgpack: i686, riscv64; multidict:
+# s390x, where none of the others is).
+EXTENSION_PROJECTS = ("numpy", "markupsafe", "msgpack", "multidict")
 # What proves the compiled part loaded (not a pure-Python fallback), per project.
 EXTENSION_IMPORTS = {
     "numpy": "import numpy; s = numpy.arange(15).reshape(3, 5).sum(); assert s == 105, s; "
@@ -91,6 +92,10 @@ EXTENSION_IMPORTS = {
                   "print('markupsafe', s.__file__)",
     "msgpack": "import msgpack, msgpack._cmsgpack as c; "
                "assert c.unpackb(c.packb([1, 'a'])) == [1, 'a']; print('msgpack', c.__file__)",
+    # the C implementation (the pure-Python fallback is multidict._multidict_py)
+    "multidict": "import multidict._multidict as m; d = m.MultiDict([('a', 1), ('a', 2)]); "
+                 "assert d.getall('a') == [1, 2], d; assert m.__file__.endswith('.so'), "
+                 "m.__file__; print('multidict', m.__file__)",
 }
 
 

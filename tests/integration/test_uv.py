@@ -34,6 +34,7 @@ from builder.lowlevel.images import load_rootfs_image
 from builder.lowlevel.wheelhouse import (
     CACHE,
     EXTENSION_IMPORTS,
+    EXTENSION_PROJECTS,
     ensure_wheelhouse,
     extension_wheel,
     pip_wheel,
@@ -222,7 +223,7 @@ def test_uv_python_install_venv_and_extension(
     if ext is None:
         pytest.skip(f"uv python install, venv, run and uninstall work on {alpine}; no compiled "
                     f"extension tried: PyPI has no musllinux {arch.wheel_arch} wheel of "
-                    f"{', '.join(('numpy', 'markupsafe', 'msgpack'))}")
+                    f"{', '.join(EXTENSION_PROJECTS)}")
 
 
 def test_armv7_musl_entry_is_what_uv_refused(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from builder.stages.verify import CheckResult, VerifyReport
 
 def test_a_skipped_check_is_shown_as_skipped_with_its_reason_and_never_as_ok() -> None:
     skipped = CheckResult("extension-wheel", False, "not done: PyPI publishes no musllinux "
-                          "wheel of numpy, markupsafe, msgpack", level="skipped")
+                          "wheel of numpy, markupsafe, msgpack, multidict", level="skipped")
     report = VerifyReport(Path("cpython-3.11.2-linux-s390x-musl.tar.gz"), "s390x", "3.11.2",
                           [CheckResult("venv", True), skipped])
     console = Console(record=True, width=200)
