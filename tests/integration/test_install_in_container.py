@@ -11,7 +11,9 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -46,16 +48,42 @@ def tool_wheelhouse(tmp: Path, minor: str) -> Path:
     return dest
 
 
+@dataclass(frozen=True)
+class ToolInputs:
+    """What it takes to pip-install musl-pbs on a musl system with one of our archives."""
+
+    archive: Path  # the x86_64 .tar.gz, also the first Python that runs musl-pbs
+    manifest: dict[str, Any]
+    wheels: Path  # musl-pbs's wheel and its dependencies' musllinux wheels
+    pip: Path  # pip's wheel, run as `python pip.whl/pip`
+
+    @property
+    def bootstrap(self) -> list[str]:
+        """Shell commands that leave musl-pbs in /opt/tool, with /dist and /wh (+ pip's
+        wheel as /wh/<name>) in the container; the first Python stays off PATH."""
+        return [
+            f"mkdir -p /opt/boot && tar -xzf /dist/{self.archive.name} -C /opt/boot",
+            "/opt/boot/python/bin/python3 -m venv --without-pip /opt/tool",
+            f"/opt/tool/bin/python /wh/{self.pip.name}/pip install --quiet --no-index "
+            "--find-links /wh musl-pbs",
+        ]
+
+
+def tool_inputs(built: Path, tmp: Path) -> ToolInputs:
+    archive = next(built.glob("cpython-*-linux-x86_64-musl.tar.gz"))
+    manifest = json.loads(archive.with_name(archive.name.replace(".tar.gz", ".json"))
+                          .read_text())
+    minor = manifest["python_minor"]
+    return ToolInputs(archive, manifest, tool_wheelhouse(tmp, minor),
+                      pip_wheel(ensure_wheelhouse(minor, get_arch("x86_64"))))
+
+
 def test_install_on_a_musl_system(
     built_x86_64: Path, images_x86_64: tuple[str, str], tmp_path: Path
 ) -> None:
     arch = get_arch("x86_64")
-    archive = next(built_x86_64.glob("cpython-*-linux-x86_64-musl.tar.gz"))
-    manifest = json.loads(archive.with_name(archive.name.replace(".tar.gz", ".json"))
-                          .read_text())
-    minor = manifest["python_minor"]
-    wheels = tool_wheelhouse(tmp_path, minor)
-    pip = pip_wheel(ensure_wheelhouse(minor, arch))
+    tool = tool_inputs(built_x86_64, tmp_path)
+    manifest, wheels, pip = tool.manifest, tool.wheels, tool.pip
     with Container(docker_client(), images_x86_64[1], platform=arch.docker_platform,
                    network=False, purpose="install") as c:
         c.put_files(PurePosixPath("/"), [
@@ -67,10 +95,8 @@ def test_install_on_a_musl_system(
             return r.output
 
         # A first Python to run musl-pbs with (any musl system has one way or another).
-        run("mkdir -p /opt/boot && tar -xzf", f"/dist/{archive.name}", "-C /opt/boot")
-        run("/opt/boot/python/bin/python3 -m venv --without-pip /opt/tool")
-        run(f"/opt/tool/bin/python /wh/{pip.name}/pip install --quiet --no-index",
-            "--find-links /wh musl-pbs")
+        for command in tool.bootstrap:
+            run(command)
         detected = json.loads(run("/opt/tool/bin/musl-pbs detect --json"))
         assert detected["libc"] == "musl" and detected["arch"] == "x86_64"
         assert detected["version"] == manifest["musl_version_needed"]

@@ -35,15 +35,13 @@ from builder.lowlevel.wheelhouse import (
     CACHE,
     EXTENSION_IMPORTS,
     EXTENSION_PROJECTS,
-    ensure_wheelhouse,
     extension_wheel,
-    pip_wheel,
 )
 from builder.naming import ArchiveName, uv_install_name
 from builder.platforms import ARCHES, Arch, get_arch
 
 from .conftest import find_testground
-from .test_install_in_container import tool_wheelhouse
+from .test_install_in_container import tool_inputs
 
 pytestmark = pytest.mark.docker
 
@@ -276,22 +274,17 @@ def test_install_for_uv_then_uv_finds_it(
     """`musl-pbs install --for-uv` on a musl system, then plain uv (no metadata URL, no
     network) lists it, makes a venv with it, runs it and uninstalls it."""
     arch = get_arch("x86_64")
-    archive = next(built_x86_64.glob("cpython-*-linux-x86_64-musl.tar.gz"))
-    manifest = json.loads(archive.with_name(archive.name.replace(".tar.gz", ".json"))
-                          .read_text())
-    minor = manifest["python_minor"]
-    wheels = tool_wheelhouse(tmp_path, minor)
-    pip = pip_wheel(ensure_wheelhouse(minor, arch))
+    tool = tool_inputs(built_x86_64, tmp_path)
+    minor = tool.manifest["python_minor"]
     ext = extension_wheel(minor, arch)
     assert ext is not None and ext[0] == "numpy"
-    name = ArchiveName(manifest["python_version"], arch)
-    files = {"dist": built_x86_64, "wh": wheels, f"wh/{pip.name}": pip, "wheels": ext[1]}
+    name = ArchiveName(tool.manifest["python_version"], arch)
+    files = {"dist": built_x86_64, "wh": tool.wheels, f"wh/{tool.pip.name}": tool.pip,
+             "wheels": ext[1]}
     with uv_box(arch, images_x86_64[1], files, tmp_path) as box:
         # A first Python to run musl-pbs with, outside PATH (uv must not find it).
-        box.run("sh", "-c", f"mkdir -p /opt/boot && tar -xzf /dist/{archive.name} -C /opt/boot")
-        box.run("/opt/boot/python/bin/python3", "-m", "venv", "--without-pip", "/opt/tool")
-        box.run("/opt/tool/bin/python", f"/wh/{pip.name}/pip", "install", "--quiet",
-                "--no-index", "--find-links", "/wh", "musl-pbs")
+        for command in tool.bootstrap:
+            box.run("sh", "-c", command)
         result = json.loads(box.run("/opt/tool/bin/musl-pbs", "install", "--for-uv",
                                     "--from", "/dist", "--json"))
         assert result["prefix"] == str(UV_DIR / uv_install_name(name)), result
