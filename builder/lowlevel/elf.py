@@ -78,8 +78,38 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.split(":") if p)
 
 
+_Identity = tuple[int, int, int, int, int]
+_FACTS: dict[Path, tuple[_Identity, ElfInfo | None]] = {}
+_FACTS_MAX = 8192
+
+
 def read_elf(path: Path) -> ElfInfo | None:
-    """Return the facts of an ELF file, or None when it is not a readable ELF."""
+    """Return the facts of an ELF file, or None when it is not a readable ELF.
+
+    A build reads each ELF file in stage, relocate and the musl floor: the facts are kept
+    for the file as it is (device, inode, size, mtime, ctime). Whatever rewrites an ELF in
+    place calls forget() (the patcher does): a timestamp may not tick between two writes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    known = _FACTS.get(path)
+    if known is not None and known[0] == identity:
+        return known[1]
+    info = _read_elf(path)
+    if len(_FACTS) >= _FACTS_MAX:
+        _FACTS.clear()
+    _FACTS[path] = (identity, info)
+    return info
+
+
+def forget(path: Path) -> None:
+    """Drop what read_elf() keeps about ``path`` (call after changing the file)."""
+    _FACTS.pop(path, None)
+
+
+def _read_elf(path: Path) -> ElfInfo | None:
     try:
         with _elf_file(path) as elf:
             if elf is None:
