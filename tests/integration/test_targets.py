@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.lowlevel.elf import read_elf
+from builder.lowlevel.elf import is_elf, read_elf
+from builder.lowlevel.extract import extract
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS
+from builder.lowlevel.wheelhouse import EXTENSION_PROJECTS
 from builder.platforms import ARCHES, get_arch
+from builder.stages.audit import arm_level_findings
+from builder.stages.verify import CROSS_CHECK
 
 from .conftest import built_once, find_testground, images_for
 
@@ -55,6 +60,36 @@ def test_every_arch_builds_and_verifies_in_its_minirootfs(
     assert checks["thread-stack"]["ok"]
     assert checks["musl-floor"]["ok"]
     assert any(c.startswith("import:") for c in checks)
+    # A compiled extension imported in a venv on every arch: PyPI's wheel, or (armhf,
+    # loongarch64: PyPI has none) the probe cross-built against the archive's headers.
+    ext = [c for c in (*EXTENSION_PROJECTS, CROSS_CHECK) if c in checks]
+    assert len(ext) == 1 and checks[ext[0]]["ok"], ext
+    assert ("static:elf-arm-level" in checks) is (arch.arm_level is not None)
+
+
+def _elves(archive: Path, dest: Path) -> list[Path]:
+    extract(archive, dest, ARCHIVE_LIMITS)
+    return [p for p in sorted(dest.rglob("*")) if is_elf(p)]
+
+
+def test_arm_ports_carry_code_of_their_own_level(request: pytest.FixtureRequest,
+                                                 tmp_path: Path) -> None:
+    """armhf and armv7 share the loader: every ELF of each port's archive passes its own
+    level (build attributes) and fails the other's, so a mix-up cannot pass the audit."""
+    elves = {}
+    for alpine in ("armhf", "armv7"):
+        found = find_testground(alpine)
+        if found is None:
+            pytest.skip(f"the test ground has no {alpine} image")
+        minor, alpine_like, _base = found
+        elves[alpine] = _elves(built_once(alpine, minor, alpine_like, request),
+                               tmp_path / alpine)
+        assert len(elves[alpine]) > 20, alpine
+    for own, other in (("armhf", "armv7"), ("armv7", "armhf")):
+        for p in elves[own]:
+            rel = p.relative_to(tmp_path).as_posix()
+            assert arm_level_findings(rel, p, get_arch(own)) == [], rel
+            assert arm_level_findings(rel, p, get_arch(other)), rel
 
 
 @pytest.mark.parametrize(("arch", "python"), [("x86_64", "3.13"), ("aarch64", "3.13")])

@@ -7,7 +7,8 @@ arches. Two ways in, both checked end to end:
   uv finds the Python among its managed installs with no setting at all.
 
 Either way ``uv python list`` shows it, ``uv venv`` and ``uv run`` use it, a compiled
-extension from PyPI imports in the venv, and ``uv python uninstall`` removes it.
+extension imports in the venv (PyPI's wheel, or where PyPI has none the probe verify
+cross-builds against the archive's headers), and ``uv python uninstall`` removes it.
 """
 
 from __future__ import annotations
@@ -28,16 +29,15 @@ import pytest
 
 from builder.build import write_download_metadata
 from builder.lowlevel.container import Container, docker_client
+from builder.lowlevel.crossext import IMPORT_CHECK as PROBE_IMPORT
+from builder.lowlevel.crossext import PROJECT as PROBE
 from builder.lowlevel.elf import read_elf
 from builder.lowlevel.images import load_rootfs_image
-from builder.lowlevel.wheelhouse import (
-    CACHE,
-    EXTENSION_IMPORTS,
-    EXTENSION_PROJECTS,
-    extension_wheel,
-)
+from builder.lowlevel.wheelhouse import CACHE, EXTENSION_IMPORTS, extension_wheel
 from builder.naming import ArchiveName, uv_install_name
 from builder.platforms import ARCHES, Arch, get_arch
+from builder.progress import NullReporter
+from builder.stages.verify import cross_probe, identify
 
 from .conftest import built_once, find_testground
 from .test_install_in_container import tool_inputs
@@ -64,6 +64,22 @@ CPU revision\t: 4
 Hardware\t: BCM2835
 Revision\t: a02082
 Model\t\t: Raspberry Pi 3 Model B Rev 1.2
+"""
+# A Raspberry Pi Zero W's (ARM1176JZF-S: ARMv6, VFPv2), for armhf, whose programs run as that
+# CPU under qemu (QEMU_CPU=arm1176 from Arch.container_env).
+ARMV6_CPUINFO = """processor\t: 0
+model name\t: ARMv6-compatible processor rev 7 (v6l)
+BogoMIPS\t: 697.95
+Features\t: half thumb fastmult vfp edsp java tls
+CPU implementer\t: 0x41
+CPU architecture: 7
+CPU variant\t: 0x0
+CPU part\t: 0xb76
+CPU revision\t: 7
+
+Hardware\t: BCM2835
+Revision\t: 9000c1
+Model\t\t: Raspberry Pi Zero W Rev 1.1
 """
 
 
@@ -102,6 +118,19 @@ def uv_binary(arch: Arch) -> Path | None:
     return dest
 
 
+# The import that proves each extension's compiled part loaded: PyPI's projects, and the
+# probe verify cross-builds where PyPI has none (armhf, loongarch64).
+IMPORTS = {**EXTENSION_IMPORTS, PROBE: PROBE_IMPORT}
+
+
+def cross_built(archive: Path, dest: Path) -> tuple[str, Path]:
+    """verify's probe extension, cross-built against ``archive``'s headers: (project, dir)."""
+    dest.mkdir()
+    wheel = cross_probe(archive, identify(archive), dest, NullReporter())
+    assert isinstance(wheel, Path), wheel
+    return PROBE, dest
+
+
 def _tar(files: dict[str, Path]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -127,14 +156,14 @@ class UvBox:
 def uv_box(arch: Arch, image: str, files: dict[str, Path], tmp: Path) -> Iterator[UvBox]:
     binds = {}
     if arch.elf_machine == "EM_ARM":
-        (tmp / "cpuinfo").write_text(ARM_CPUINFO)
+        (tmp / "cpuinfo").write_text(ARMV6_CPUINFO if arch.qemu_cpu else ARM_CPUINFO)
         binds[tmp / "cpuinfo"] = PurePosixPath("/proc/cpuinfo")
     uv = uv_binary(arch)
     assert uv is not None
     env = {"HOME": "/root", "UV_CACHE_DIR": "/tmp/uv-cache", "UV_NO_PROGRESS": "1",
            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
     with Container(docker_client(), image, platform=arch.docker_platform, network=False,
-                   purpose="uv", binds=binds) as c:
+                   purpose="uv", binds=binds, environment=arch.container_env) as c:
         c.put_tar(PurePosixPath("/"), _tar({**files, "usr/local/bin/uv": uv}))
         yield UvBox(c, env)
 
@@ -163,7 +192,7 @@ def use_python_with_uv(box: UvBox, name: ArchiveName, minor: str,
         project, _ = ext
         box.run("uv", "pip", "install", "--python", "/tmp/venv/bin/python", "--offline",
                 "--no-index", "--find-links", "/wheels", project)
-        out = box.run("/tmp/venv/bin/python", "-c", EXTENSION_IMPORTS[project])
+        out = box.run("/tmp/venv/bin/python", "-c", IMPORTS[project])
         assert out.startswith(project), out
     box.run("uv", "python", "uninstall", minor)
     assert uv_install_name(name) not in box.run("uv", "python", "list", "--only-installed")
@@ -191,20 +220,18 @@ def test_uv_python_install_venv_and_extension(
     shutil.copy2(archive.with_name(archive.name.replace(".tar.gz", ".json")), release)
     metadata = json.loads(write_download_metadata(release, "file:///release").read_text())
     name = ArchiveName(archive.name.split("-")[1], arch)
-    ext = extension_wheel(minor, arch)
-    files = {"release": release, **({"wheels": ext[1]} if ext else {})}
+    ext = extension_wheel(minor, arch) or cross_built(archive, tmp_path / "cross")
+    files = {"release": release, "wheels": ext[1]}
     with uv_box(arch, base, files, tmp_path) as box:
         box.env["UV_PYTHON_DOWNLOADS_JSON_URL"] = "/release/download-metadata.json"
+        if arch.qemu_cpu:  # armhf: an ARMv6 CPU, as qemu-user tells it (ARMv7 by default)
+            assert box.run("uname", "-m").strip() == "armv6l"
         key = next(iter(metadata))
         assert metadata[key]["libc"] == arch.uv_libc
         assert metadata[key]["arch"]["family"] == arch.uv_family
         out = box.run("uv", "python", "install", minor)
         assert uv_install_name(name) in out, out
         use_python_with_uv(box, name, minor, ext)
-    if ext is None:
-        pytest.skip(f"uv python install, venv, run and uninstall work on {alpine}; no compiled "
-                    f"extension tried: PyPI has no musllinux {arch.wheel_arch} wheel of "
-                    f"{', '.join(EXTENSION_PROJECTS)}")
 
 
 def test_armv7_musl_entry_is_what_uv_refused(tmp_path: Path) -> None:
