@@ -12,6 +12,7 @@ a ratio well below 1 means targets really build concurrently. No verification he
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,13 +28,22 @@ def images(arch: str, python: str) -> str:
     return out.stdout.split()[0]
 
 
-def run(jobs: int, targets: list[str], image_args: list[str], root: Path) -> float:
+def busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (/proc/stat: all but idle and
+    iowait), the Docker daemon's and the containers' work included."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run(jobs: int, targets: list[str], image_args: list[str], root: Path
+        ) -> tuple[float, float]:
     cmd = [str(REPO / ".venv/bin/musl-pbs"), "build", *[a for t in targets for a in
            ("--target", t)], *image_args, "--jobs", str(jobs),
            "--out", str(root / f"dist-{jobs}"), "--work", str(root / f"work-{jobs}"), "-q"]
-    start = time.monotonic()
+    start, busy = time.monotonic(), busy_seconds()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - start
+    return time.monotonic() - start, busy_seconds() - busy
 
 
 def main() -> int:
@@ -52,12 +62,18 @@ def main() -> int:
         image_args += ["--image", f"{target}={images(arch, python)}"]
     with tempfile.TemporaryDirectory(prefix="musl-pbs-bench-") as tmp:
         root = Path(tmp)
-        one = run(1, targets, image_args, root)
-        two = run(2, targets, image_args, root)
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        (one, busy1), (two, busy2) = run(1, targets, image_args, root), run(
+            2, targets, image_args, root)
+    cores = os.cpu_count() or 1
     print(f"targets: {', '.join(targets)} ({args.targets})")
-    print(f"--jobs 1: {one:7.1f} s")
-    print(f"--jobs 2: {two:7.1f} s")
-    print(f"ratio jobs2/jobs1: {two / one:.2f}")
+    print(f"--jobs 1: {one:7.1f} s wall, machine busy {busy1:6.1f} CPU s "
+          f"({busy1 / one:.2f} cores on average)")
+    print(f"--jobs 2: {two:7.1f} s wall, machine busy {busy2:6.1f} CPU s "
+          f"({busy2 / two:.2f} cores on average)")
+    print(f"ratio jobs2/jobs1: {two / one:.2f}; the work of --jobs 1 on {cores} cores "
+          f"cannot take less than {busy1 / cores / one:.2f} of its wall time")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

@@ -99,6 +99,41 @@ def add(c: Runs, command: Sequence[str], packages: Sequence[str],
                       tuple(repository_warnings(r.output)))
 
 
+_NO_SUCH_PACKAGE = re.compile(r"^\s+([A-Za-z0-9][A-Za-z0-9+._-]*) \(no such package\)", re.M)
+
+
+def unavailable_names(output: str) -> set[str]:
+    """The names apk 2 and apk 3 said they have no package for (``  NAME (no such
+    package):`` under ``ERROR: unable to select packages:``)."""
+    return set(_NO_SUCH_PACKAGE.findall(output))
+
+
+def add_available(c: Runs, command_for: Callable[[Sequence[str]], Sequence[str]],
+                  packages: Sequence[str],
+                  on_output: Callable[[str], None] | None = None,
+                  ) -> tuple[list[str], list[str]]:
+    """Install whichever of ``packages`` the repositories offer: (installed, missing).
+
+    apk selects all or nothing, and each ``apk add --no-cache`` fetches the indexes again,
+    so instead of one ``apk add`` a package: all at once; when that fails, once more
+    without the names apk said it has no package for; only what is still missing then is
+    tried one by one. What counts is ``apk info -e`` afterwards, never the parse."""
+    wanted = list(packages)
+    missing: list[str] = []
+    if wanted:
+        first = add(c, command_for(wanted), wanted, on_output=on_output)
+        missing = list(first.missing)
+        absent = unavailable_names(first.output) & set(missing)
+        retry = [p for p in missing if p not in absent]
+        if absent and retry:
+            missing = [*absent, *add(c, command_for(retry), retry, on_output=on_output).missing]
+        elif not absent and len(missing) > 1:  # apk named nothing: one at a time
+            missing = [p for p in missing
+                       if not add(c, command_for([p]), [p], on_output=on_output).ok]
+    gone = set(missing)
+    return [p for p in wanted if p not in gone], [p for p in wanted if p in gone]
+
+
 def version_of(c: Runs) -> str:
     """The image's apk-tools version (``apk --version``); empty when apk does not say."""
     return tools_version(c.call(["apk", "--version"]).output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
-from elftools.elf.sections import SymbolTableSection
+from elftools.elf.sections import Section, SymbolTableSection
 
 ELF_MAGIC = b"\x7fELF"
 EF_ARM_ABI_FLOAT_HARD = 0x400
@@ -77,8 +78,38 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.split(":") if p)
 
 
+_Identity = tuple[int, int, int, int, int]
+_FACTS: dict[Path, tuple[_Identity, ElfInfo | None]] = {}
+_FACTS_MAX = 8192
+
+
 def read_elf(path: Path) -> ElfInfo | None:
-    """Return the facts of an ELF file, or None when it is not a readable ELF."""
+    """Return the facts of an ELF file, or None when it is not a readable ELF.
+
+    A build reads each ELF file in stage, relocate and the musl floor: the facts are kept
+    for the file as it is (device, inode, size, mtime, ctime). Whatever rewrites an ELF in
+    place calls forget() (the patcher does): a timestamp may not tick between two writes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    known = _FACTS.get(path)
+    if known is not None and known[0] == identity:
+        return known[1]
+    info = _read_elf(path)
+    if len(_FACTS) >= _FACTS_MAX:
+        _FACTS.clear()
+    _FACTS[path] = (identity, info)
+    return info
+
+
+def forget(path: Path) -> None:
+    """Drop what read_elf() keeps about ``path`` (call after changing the file)."""
+    _FACTS.pop(path, None)
+
+
+def _read_elf(path: Path) -> ElfInfo | None:
     try:
         with _elf_file(path) as elf:
             if elf is None:
@@ -140,11 +171,28 @@ class DynamicSymbols:
 
 
 _MAX_DYNSYM = 200_000
+_MAX_TABLE = 64 * 1024 * 1024  # .dynsym or its string table larger than this: not read
+# Elf32_Sym / Elf64_Sym: (st_name, st_info, st_other, st_shndx) are what is read.
+_SYM32, _SYM64 = struct.Struct("IIIBBH"), struct.Struct("IBBHQQ")
+_STB_GLOBAL, _STB_WEAK, _STB_GNU_UNIQUE = 1, 2, 10
+_STV_DEFAULT, _STV_PROTECTED = 0, 3
+
+
+def _section_bytes(elf: ELFFile, section: Section, size_of_file: int) -> bytes:
+    offset, size = section["sh_offset"], section["sh_size"]
+    if size > _MAX_TABLE or offset + size > size_of_file:
+        raise ValueError(f"section {section.name} lies outside the file or is too large")
+    elf.stream.seek(offset)
+    return bytes(elf.stream.read(size))
 
 
 def dynamic_symbols(path: Path) -> DynamicSymbols | None:
     """Read ``.dynsym``: exported names, and the names it imports (strong references only:
-    a weak undefined symbol may be absent at run time). None when not a readable ELF."""
+    a weak undefined symbol may be absent at run time). None when not a readable ELF.
+
+    pyelftools finds the table and its string table; the entries, thousands in libpython,
+    are unpacked with ``struct`` (pyelftools' per-symbol parsing was most of a build's
+    musl-floor time)."""
     defined: set[str] = set()
     undefined: set[str] = set()
     try:
@@ -154,18 +202,32 @@ def dynamic_symbols(path: Path) -> DynamicSymbols | None:
             section = elf.get_section_by_name(".dynsym")
             if not isinstance(section, SymbolTableSection):
                 return DynamicSymbols(frozenset(), frozenset())
-            for i, sym in enumerate(section.iter_symbols()):
+            size_of_file = path.stat().st_size
+            table = _section_bytes(elf, section, size_of_file)
+            strtab = _section_bytes(elf, elf.get_section(section["sh_link"]), size_of_file)
+            entry = _SYM64 if elf.elfclass == 64 else _SYM32
+            fmt = struct.Struct(("<" if elf.little_endian else ">") + entry.format)
+            usable = len(table) - len(table) % fmt.size
+            for i, fields in enumerate(fmt.iter_unpack(table[:usable])):
                 if i > _MAX_DYNSYM:
                     break
-                name = sym.name
-                bind = sym["st_info"]["bind"]
-                if not name or bind not in ("STB_GLOBAL", "STB_WEAK", "STB_GNU_UNIQUE"):
+                if elf.elfclass == 64:
+                    st_name, st_info, st_other, st_shndx = fields[:4]
+                else:
+                    st_name, st_info, st_other, st_shndx = fields[0], *fields[3:6]
+                bind = st_info >> 4
+                if not st_name or bind not in (_STB_GLOBAL, _STB_WEAK, _STB_GNU_UNIQUE):
                     continue
-                if sym["st_shndx"] == "SHN_UNDEF":
-                    if bind == "STB_GLOBAL":
+                end = strtab.find(b"\0", st_name)
+                name = strtab[st_name:end if end >= 0 else len(strtab)].decode(
+                    "utf-8", "replace")
+                if not name:
+                    continue
+                if st_shndx == 0:  # SHN_UNDEF
+                    if bind == _STB_GLOBAL:
                         undefined.add(name)
-                elif sym["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED"):
+                elif st_other & 3 in (_STV_DEFAULT, _STV_PROTECTED):
                     defined.add(name)
-    except (ELFError, OSError, ValueError, KeyError):
+    except (ELFError, OSError, ValueError, KeyError, struct.error):
         return None
     return DynamicSymbols(frozenset(defined), frozenset(undefined))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from builder.errors import PatchelfError
+from builder.lowlevel.elf import forget
 
 MIN_PATCHELF = (0, 19)
 
@@ -63,5 +64,6 @@ class Patchelf:
             )
         finally:
             os.chmod(path, mode)
+            forget(path)
         if out.returncode != 0:
             raise PatchelfError(f"patchelf failed on {path}: {out.stderr.strip()}", hint="")

@@ -240,15 +240,11 @@ def acquire(
         if added.offline_but_installed:
             reporter.detail(f"apk could not reach a repository (exit {added.exit_code}), "
                             f"but {', '.join(recipe.packages)} are installed: going on")
-        installed = list(recipe.packages)
-        missing: list[str] = []
-        for pkg in recipe.optional_packages:
-            opt = apk.add(c, recipe.install_command((pkg,)), (pkg,), on_output=reporter.output)
-            if opt.ok:
-                installed.append(pkg)
-            else:
-                missing.append(pkg)
-                reporter.detail(f"optional package {pkg} is not available; going on without it")
+        optional, missing = apk.add_available(c, lambda pkgs: recipe.install_command(
+            tuple(pkgs)), recipe.optional_packages, on_output=reporter.output)
+        installed = [*recipe.packages, *optional]
+        for pkg in missing:
+            reporter.detail(f"optional package {pkg} is not available; going on without it")
         probe = c.call(["python3", "-c", _PROBE])
         facts_line = next(
             (ln for ln in probe.output.splitlines() if ln.startswith(_MARK)), None

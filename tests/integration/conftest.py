@@ -68,6 +68,24 @@ def find_testground(arch: str) -> tuple[str, str, str] | None:
     return None
 
 
+_BUILT: dict[tuple[str, str], Path] = {}
+
+
+def built_once(arch: str, minor: str, image: str, request: pytest.FixtureRequest) -> Path:
+    """The .tar.gz of one real build per (arch, minor) in this session, from ``image``
+    (x86_64 3.11 is the session's ``built_x86_64``); manifest and .tar.zst beside it."""
+    if (arch, minor) == ("x86_64", "3.11"):
+        _BUILT[arch, minor] = next(
+            request.getfixturevalue("built_x86_64").glob("cpython-*-musl.tar.gz"))
+    if (arch, minor) not in _BUILT:
+        tmp: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        root = tmp.mktemp(f"build-{arch}-{minor}")
+        assert main(["build", "--arch", arch, "--image", image, "--out", str(root / "dist"),
+                     "--work", str(root / "work"), "-q"]) == 0
+        _BUILT[arch, minor] = next((root / "dist").glob("cpython-*-musl.tar.gz"))
+    return _BUILT[arch, minor]
+
+
 @pytest.fixture(scope="session")
 def images_x86_64() -> tuple[str, str]:
     return images_for("x86_64")

@@ -1,5 +1,6 @@
-"""The other targets of the test ground, against the real engine: x86_64 and aarch64
-(under qemu-user-static), each for both Python minors the test ground offers."""
+"""The targets of the test ground, against the real engine: every arch it has an image for
+(foreign arches under qemu-user-static) built and verified in its release's minirootfs, and
+x86_64 and aarch64 for both Python minors the test ground offers."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 from builder.cli import main
 from builder.lowlevel.elf import read_elf
+from builder.platforms import ARCHES, get_arch
 
-from .conftest import images_for
+from .conftest import built_once, find_testground, images_for
 
 pytestmark = pytest.mark.docker
 
@@ -24,6 +26,35 @@ def _check_archive(dist: Path, arch: str, python: str) -> None:
     assert m["multiarch"] == f"{arch}-linux-musl"
     assert m["ext_suffix"].endswith(f"-{arch}-linux-musl.so")
     assert m["musl_loader"] == f"/lib/ld-musl-{arch}.so.1"
+
+
+@pytest.mark.parametrize("alpine", sorted(ARCHES))
+def test_every_arch_builds_and_verifies_in_its_minirootfs(
+    alpine: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """build -> verify for each arch, verify in the base image (the release's minirootfs,
+    unchanged: zlib and OpenSSL there, as users run it), every check run under the arch's
+    emulation; the manifest names the arch's own loader and triplet."""
+    found = find_testground(alpine)
+    if found is None:
+        pytest.skip(f"the test ground has no {alpine} image")
+    minor, alpine_like, base = found
+    archive = built_once(alpine, minor, alpine_like, request)
+    arch = get_arch(alpine)
+    m = json.loads(archive.with_name(archive.name.replace(".tar.gz", ".json")).read_text())
+    assert (m["arch"], m["python_minor"]) == (alpine, minor)
+    assert m["musl_loader"] == str(arch.loader)
+    assert m["multiarch"] == arch.multiarch
+    assert m["musl_floor"]["version"]
+    capsys.readouterr()
+    code = main(["verify", str(archive), "--image", base, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    failed = [r for r in report["results"] if not r["ok"] and r["level"] == "error"]
+    assert code == 0 and not failed, failed
+    checks = {r["check"]: r for r in report["results"]}
+    assert checks["thread-stack"]["ok"]
+    assert checks["musl-floor"]["ok"]
+    assert any(c.startswith("import:") for c in checks)
 
 
 @pytest.mark.parametrize(("arch", "python"), [("x86_64", "3.13"), ("aarch64", "3.13")])

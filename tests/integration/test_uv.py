@@ -27,7 +27,6 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from builder.build import write_download_metadata
-from builder.cli import main
 from builder.lowlevel.container import Container, docker_client
 from builder.lowlevel.elf import read_elf
 from builder.lowlevel.images import load_rootfs_image
@@ -40,7 +39,7 @@ from builder.lowlevel.wheelhouse import (
 from builder.naming import ArchiveName, uv_install_name
 from builder.platforms import ARCHES, Arch, get_arch
 
-from .conftest import find_testground
+from .conftest import built_once, find_testground
 from .test_install_in_container import tool_inputs
 
 pytestmark = pytest.mark.docker
@@ -110,22 +109,6 @@ def _tar(files: dict[str, Path]) -> bytes:
             tar.add(str(path), arcname=name)
     return buf.getvalue()
 
-
-_BUILT: dict[tuple[str, str], Path] = {}
-
-
-def _built(arch: str, minor: str, image: str, request: pytest.FixtureRequest) -> Path:
-    """The archive (.tar.gz) of one build per (arch, minor) in this session."""
-    if (arch, minor) == ("x86_64", "3.11"):  # the session's x86_64 build, shared
-        _BUILT[arch, minor] = next(
-            request.getfixturevalue("built_x86_64").glob("cpython-*-musl.tar.gz"))
-    if (arch, minor) not in _BUILT:
-        tmp: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
-        root = tmp.mktemp(f"uv-build-{arch}")
-        assert main(["build", "--arch", arch, "--image", image, "--out", str(root / "dist"),
-                     "--work", str(root / "work"), "-q"]) == 0
-        _BUILT[arch, minor] = next((root / "dist").glob("cpython-*-musl.tar.gz"))
-    return _BUILT[arch, minor]
 
 
 class UvBox:
@@ -201,7 +184,7 @@ def test_uv_python_install_venv_and_extension(
     if found is None:
         pytest.skip(f"the test ground has no {alpine} image yet")
     minor, alpine_like, base = found
-    archive = _built(alpine, minor, alpine_like, request)
+    archive = built_once(alpine, minor, alpine_like, request)
     release = tmp_path / "release"
     release.mkdir()
     shutil.copy2(archive, release)

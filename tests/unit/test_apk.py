@@ -90,3 +90,81 @@ def test_tools_version(text: str, version: str, major: int | None) -> None:
     assert apk.tools_version(text) == version
     assert apk.major(version) == major
     assert apk.version_of(Replay(ExecResult(0, ""), set(), version=text)) == version
+
+
+class Repository:
+    """apk against a repository offering ``available``: all or nothing, apk 2's message for
+    the names it lacks (or, ``named=False``, only a network error that names nothing)."""
+
+    def __init__(self, available: set[str], named: bool = True) -> None:
+        self.available, self.named = available, named
+        self.installed: set[str] = set()
+        self.adds: list[list[str]] = []
+
+    def call(self, argv: Sequence[str], *,
+             on_output: Callable[[str], None] | None = None) -> ExecResult:
+        if list(argv[:3]) == ["apk", "add", "--no-cache"]:
+            names = list(argv[3:])
+            self.adds.append(names)
+            lacking = [n for n in names if n not in self.available]
+            if not lacking:
+                self.installed.update(names)
+                return ExecResult(0, "OK: 40 MiB in 30 packages\n")
+            if not self.named:
+                return ExecResult(1, "ERROR: network error (check Internet connection)\n")
+            return ExecResult(len(lacking), "ERROR: unable to select packages:\n" + "".join(
+                f"  {n} (no such package):\n    required by: world[{n}]\n" for n in lacking))
+        if list(argv[:3]) == ["apk", "info", "-e"]:
+            have = [p for p in argv[3:] if p in self.installed]
+            return ExecResult(len(argv) - 3 - len(have), "".join(f"{p}\n" for p in have))
+        raise AssertionError(argv)
+
+
+OPTIONAL = ("python3-dev", "python3-gdbm", "python3-uuid", "python3-tkinter", "python3-zstd")
+
+
+def _command(pkgs: Sequence[str]) -> list[str]:
+    return ["apk", "add", "--no-cache", *pkgs]
+
+
+def test_unavailable_names_from_apk2_and_apk3() -> None:
+    assert apk.unavailable_names(transcript("apk2.14.4-add-missing-offline.txt").output) == {
+        "python3"}
+    assert apk.unavailable_names(transcript("apk3-add-missing-offline.txt").output) == {
+        "python3-tkinter"}
+    assert apk.unavailable_names(
+        transcript("apk2.14.4-add-installed-offline.txt").output) == set()
+
+
+def test_all_optional_packages_offered_take_one_apk_add() -> None:
+    repo = Repository(set(OPTIONAL))
+    assert apk.add_available(repo, _command, OPTIONAL) == (list(OPTIONAL), [])
+    assert repo.adds == [list(OPTIONAL)]
+
+
+def test_the_names_apk_lacks_are_dropped_in_one_retry() -> None:
+    repo = Repository({"python3-dev", "python3-tkinter"})
+    installed, missing = apk.add_available(repo, _command, OPTIONAL)
+    assert installed == ["python3-dev", "python3-tkinter"]
+    assert missing == ["python3-gdbm", "python3-uuid", "python3-zstd"]
+    assert repo.adds == [list(OPTIONAL), ["python3-dev", "python3-tkinter"]]
+    assert repo.installed == {"python3-dev", "python3-tkinter"}
+
+
+def test_none_offered() -> None:
+    repo = Repository(set())
+    assert apk.add_available(repo, _command, OPTIONAL) == ([], list(OPTIONAL))
+    assert len(repo.adds) == 1
+
+
+def test_a_failure_naming_nothing_falls_back_to_one_package_at_a_time() -> None:
+    repo = Repository({"python3-dev"}, named=False)
+    installed, missing = apk.add_available(repo, _command, OPTIONAL)
+    assert (installed, missing) == (["python3-dev"], list(OPTIONAL[1:]))
+    assert repo.adds == [list(OPTIONAL), *([p] for p in OPTIONAL)]
+
+
+def test_no_optional_packages_run_nothing() -> None:
+    repo = Repository(set())
+    assert apk.add_available(repo, _command, ()) == ([], [])
+    assert repo.adds == []

@@ -132,3 +132,18 @@ def test_audit_flags_wrong_arch_and_absolute_rpath(tmp_path: Path, musl_elves: P
     assert {"elf-machine", "elf-interpreter", "elf-segments", "rpath", "needed"} <= checks
     assert audit_elves(tree, X86_64) and "elf-segments" not in {
         f.check for f in audit_elves(tree, X86_64)}
+
+
+def test_read_elf_sees_each_patch_even_of_the_same_length(musl_elves: Path,
+                                                          tmp_path: Path) -> None:
+    """read_elf keeps the facts of a file it read; the patcher's rewrite in place (same
+    size, possibly the same timestamp tick) must not leave the old RPATH behind."""
+    lib = tmp_path / "libfoo.so.1"
+    shutil.copy2(musl_elves / "libfoo.so.1", lib)
+    patcher = Patchelf()
+    first = read_elf(lib)
+    assert first is not None and first.rpath == ()
+    for rpath in ("$ORIGIN/aa", "$ORIGIN/bb", "$ORIGIN/cc"):
+        patcher.set_rpath(lib, rpath)
+        info = read_elf(lib)
+        assert info is not None and info.rpath == (rpath,)

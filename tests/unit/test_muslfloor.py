@@ -160,3 +160,36 @@ def test_verify_refuses_a_record_below_the_proven_floor() -> None:
     assert not low.ok and "symbols need 1.2.5 (preadv2, pwritev2)" in low.detail
     assert recorded_floor_check(ident("1.2.5"), needed).ok
     assert recorded_floor_check(ident("1.2.5_git20240512"), needed).ok  # higher is safe
+
+
+def test_dynamic_symbols_of_real_musl_elves(musl_elves: Path) -> None:
+    from builder.lowlevel.elf import dynamic_symbols
+
+    foo = dynamic_symbols(musl_elves / "libfoo.so.1")
+    assert foo is not None
+    assert "foo" in foo.defined and "bar" not in foo.defined
+    assert "bar" in foo.undefined
+    prog = dynamic_symbols(musl_elves / "prog")
+    assert prog is not None and {"foo", "printf"} <= prog.undefined
+
+
+def test_dynamic_symbols_of_a_table_past_the_end_is_none(musl_elves: Path,
+                                                        tmp_path: Path) -> None:
+    """A .dynsym whose size runs past the end of the file (hostile or cut off): None, no
+    traceback, nothing read out of bounds."""
+    import struct
+
+    from elftools.elf.elffile import ELFFile
+
+    from builder.lowlevel.elf import dynamic_symbols
+
+    data = bytearray((musl_elves / "libfoo.so.1").read_bytes())
+    with (musl_elves / "libfoo.so.1").open("rb") as f:
+        elf = ELFFile(f)
+        assert elf.elfclass == 64 and elf.little_endian  # musl-gcc on x86_64
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".dynsym")
+        header = elf["e_shoff"] + index * elf["e_shentsize"]
+    struct.pack_into("<Q", data, header + 32, len(data) * 4)  # Elf64_Shdr.sh_size
+    bad = tmp_path / "libfoo.so.1"
+    bad.write_bytes(bytes(data))
+    assert dynamic_symbols(bad) is None
