@@ -278,3 +278,13 @@ class UvPythonDirError(MuslPbsError):
         "check that `uv python dir` works, or set UV_PYTHON_INSTALL_DIR to the directory "
         "uv should use (musl-pbs installs into the same one)"
     )
+
+
+# --- cross-compiling on the host (exit codes 50-54) ---
+
+
+class MissingToolError(MuslPbsError):
+    """A host tool an optional step needs is not installed (zig for cross-built checks)."""
+
+    exit_code = 50
+    default_hint = "install it: pip install 'musl-pbs[cross]' (zig cc, from the ziglang wheel)"

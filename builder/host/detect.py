@@ -33,14 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import ARMAttributesSection
-
 from builder.errors import MuslPbsError
 from builder.lowlevel.apkdb import parse_installed
 from builder.lowlevel.apkversion import compare, upstream_version
-from builder.lowlevel.elf import ElfInfo, is_elf, read_elf
+from builder.lowlevel.elf import ElfInfo, arm_attributes, arm_cpu_arch_name, is_elf, read_elf
 from builder.lowlevel.rootfs import APK_DB_CAP, link_chain, read_in_root, resolve_in_root
 from builder.platforms import ARCHES, Arch
 
@@ -75,14 +71,8 @@ _GLIBC_LOADER_NAME = re.compile(r"^(?:ld-linux[-.].*|ld64\.so\.\d+|ld\.so\.\d+|l
 _MUSL_LOADER_NAME = re.compile(r"^ld-musl-([A-Za-z0-9_]+)\.so\.1$")
 _LOADER_GLOB = ("ld-musl-*.so.1", "ld-linux*.so*", "ld64.so.*", "ld.so.1", "ld-[0-9]*.so")
 
-# ARM build attribute Tag_CPU_arch (ARM IHI 0045): architecture names, and which count as
-# ARMv7-A or later (Alpine armv7) versus ARMv6 (Alpine armhf).
-_ARM_CPU_ARCH = {
-    0: "pre-v4", 1: "v4", 2: "v4T", 3: "v5T", 4: "v5TE", 5: "v5TEJ", 6: "v6", 7: "v6KZ",
-    8: "v6T2", 9: "v6K", 10: "v7", 11: "v6-M", 12: "v6S-M", 13: "v7E-M", 14: "v8-A",
-    15: "v8-R", 16: "v8-M.baseline", 17: "v8-M.mainline", 18: "v8.1-A", 19: "v8.2-A",
-    20: "v8.3-A", 21: "v8.1-M.mainline", 22: "v9-A",
-}
+# ARM build attribute Tag_CPU_arch values (elf.ARM_CPU_ARCH_NAMES) that count as ARMv7-A or
+# later (Alpine armv7) versus ARMv6 (Alpine armhf) when choosing a port for a userland.
 _ARM_V7_OR_LATER = {10, 14, 15, 18, 19, 20, 22}
 _ARM_V6 = {6, 7, 8, 9}
 
@@ -312,26 +302,6 @@ def _apk_musl_version(root: Path) -> str | None:
 # --------------------------------------------------------------------------- arch
 
 
-def _arm_attributes(host: Path) -> dict[str, int | str]:
-    """The file-scope ``aeabi`` build attributes of an ARM ELF (empty when absent)."""
-    found: dict[str, int | str] = {}
-    try:
-        with host.open("rb") as f:
-            elf = ELFFile(f)
-            for sec in elf.iter_sections():
-                if not isinstance(sec, ARMAttributesSection):
-                    continue
-                for sub in sec.iter_subsections("aeabi"):
-                    for subsub in sub.iter_subsubsections():
-                        if subsub.header.tag != "TAG_FILE":
-                            continue
-                        for attr in subsub.iter_attributes():
-                            found.setdefault(attr.tag, attr.value)
-    except (ELFError, OSError, ValueError, KeyError, AttributeError):
-        return {}
-    return found
-
-
 @dataclass(frozen=True)
 class _ArchAnswer:
     arch: Arch | None
@@ -354,22 +324,22 @@ def _arch_from_elf(elf: ElfInfo, source: PurePosixPath) -> _ArchAnswer:
     if elf.machine != "EM_ARM":
         return _ArchAnswer(same[0], machine, (f"{head} -> Alpine arch {same[0].alpine}",))
 
-    attrs = _arm_attributes(elf.path)
+    attrs = arm_attributes(elf.path)
     hard = elf.arm_hard_float
-    if hard is None and attrs.get("TAG_ABI_VFP_ARGS") == 1:
+    if hard is None and attrs is not None and attrs.vfp_args == 1:
         hard = True
         machine += ", VFP argument passing (Tag_ABI_VFP_args)"
     if hard is not True:
         reason = ("soft-float ARM userland: Alpine's 32-bit ARM ports (armhf, armv7) are "
                   "hard-float, so no musl archive fits")
         return _ArchAnswer(None, machine, (f"{head} -> {reason}",), reason)
-    cpu = attrs.get("TAG_CPU_ARCH")
-    if isinstance(cpu, int) and cpu in _ARM_V7_OR_LATER:
-        arch, why = ARCHES["armv7"], f"Tag_CPU_arch {_ARM_CPU_ARCH[cpu]} (ARMv7 or later)"
-    elif isinstance(cpu, int) and cpu in _ARM_V6:
-        arch, why = ARCHES["armhf"], f"Tag_CPU_arch {_ARM_CPU_ARCH[cpu]} (ARMv6)"
-    elif isinstance(cpu, int):
-        name = _ARM_CPU_ARCH.get(cpu, str(cpu))
+    cpu = attrs.cpu_arch if attrs is not None else None
+    if cpu is not None and cpu in _ARM_V7_OR_LATER:
+        arch, why = ARCHES["armv7"], f"Tag_CPU_arch {arm_cpu_arch_name(cpu)} (ARMv7 or later)"
+    elif cpu is not None and cpu in _ARM_V6:
+        arch, why = ARCHES["armhf"], f"Tag_CPU_arch {arm_cpu_arch_name(cpu)} (ARMv6)"
+    elif cpu is not None:
+        name = arm_cpu_arch_name(cpu)
         arch, why = ARCHES["armhf"], (
             f"Tag_CPU_arch {name}: older than ARMv7; armhf (ARMv6) is the nearest port"
         )
@@ -378,8 +348,8 @@ def _arch_from_elf(elf: ElfInfo, source: PurePosixPath) -> _ArchAnswer:
             "no Tag_CPU_arch build attribute: armv7 (ARMv7) or armhf (ARMv6) cannot be told "
             "apart; assuming armv7 — use the armhf archive on an ARMv6 CPU"
         )
-    if isinstance(cpu, int):
-        machine += f", Tag_CPU_arch {_ARM_CPU_ARCH.get(cpu, str(cpu))}"
+    if cpu is not None:
+        machine += f", Tag_CPU_arch {arm_cpu_arch_name(cpu)}"
     return _ArchAnswer(arch, machine, (f"{head}, {why} -> Alpine arch {arch.alpine}",))
 
 

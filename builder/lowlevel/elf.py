@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
-from elftools.elf.sections import Section, SymbolTableSection
+from elftools.elf.sections import ARMAttributesSection, Section, SymbolTableSection
 
 ELF_MAGIC = b"\x7fELF"
 EF_ARM_ABI_FLOAT_HARD = 0x400
@@ -231,3 +232,76 @@ def dynamic_symbols(path: Path) -> DynamicSymbols | None:
     except (ELFError, OSError, ValueError, KeyError, struct.error):
         return None
     return DynamicSymbols(frozenset(defined), frozenset(undefined))
+
+
+# ARM build attribute Tag_CPU_arch values (ARM IHI 0045, "Addenda to, and errata in, the
+# ABI for the Arm architecture"): the architecture the code was built for.
+ARM_CPU_ARCH_NAMES = {
+    0: "pre-v4", 1: "v4", 2: "v4T", 3: "v5T", 4: "v5TE", 5: "v5TEJ", 6: "v6", 7: "v6KZ",
+    8: "v6T2", 9: "v6K", 10: "v7", 11: "v6-M", 12: "v6S-M", 13: "v7E-M", 14: "v8-A",
+    15: "v8-R", 16: "v8-M.baseline", 17: "v8-M.mainline", 18: "v8.1-A", 19: "v8.2-A",
+    20: "v8.3-A", 21: "v8.1-M.mainline", 22: "v9-A",
+}
+# Tag_FP_arch values: the floating-point instructions the code uses.
+ARM_FP_ARCH_NAMES = {
+    0: "none", 1: "VFPv1", 2: "VFPv2", 3: "VFPv3", 4: "VFPv3-D16", 5: "VFPv4",
+    6: "VFPv4-D16", 7: "FP-ARMv8", 8: "FP-ARMv8-D16",
+}
+ARM_THUMB2 = 2  # Tag_THUMB_ISA_use: 1 Thumb-1, 2 Thumb-2, 3 "as the architecture allows"
+_MAX_ATTRIBUTES = 1000  # attributes read from one file
+
+
+def arm_cpu_arch_name(value: int) -> str:
+    return ARM_CPU_ARCH_NAMES.get(value, f"unknown ({value})")
+
+
+@dataclass(frozen=True)
+class ArmAttributes:
+    """The file-scope ``aeabi`` build attributes of an ARM ELF that say its code level."""
+
+    cpu_arch: int | None  # Tag_CPU_arch (see ARM_CPU_ARCH_NAMES)
+    thumb_isa: int | None  # Tag_THUMB_ISA_use
+    fp_arch: int | None  # Tag_FP_arch (1 VFPv1, 2 VFPv2, 3/4 VFPv3, 5/6 VFPv4, ...)
+    simd_arch: int | None  # Tag_Advanced_SIMD_arch (NEON when non-zero)
+    vfp_args: int | None  # Tag_ABI_VFP_args (1: arguments in VFP registers, hard-float)
+
+    @property
+    def cpu_arch_name(self) -> str | None:
+        return None if self.cpu_arch is None else arm_cpu_arch_name(self.cpu_arch)
+
+
+def _file_attributes(elf: ELFFile) -> Iterator[tuple[str, object]]:
+    for sec in elf.iter_sections():
+        if not isinstance(sec, ARMAttributesSection):
+            continue
+        for sub in sec.iter_subsections("aeabi"):
+            for subsub in sub.iter_subsubsections():
+                if subsub.header.tag == "TAG_FILE":
+                    for attr in subsub.iter_attributes():
+                        yield str(attr.tag), attr.value
+
+
+def arm_attributes(path: Path) -> ArmAttributes | None:
+    """Read the ``aeabi`` file attributes of an ARM ELF; None when it has none (or is not
+    a readable ELF). The first value of each tag wins; at most 1000 attributes are read."""
+    found: dict[str, int] = {}
+    seen = 0
+    try:
+        with _elf_file(path) as elf:
+            if elf is None:
+                return None
+            for tag, value in itertools.islice(_file_attributes(elf), _MAX_ATTRIBUTES):
+                seen += 1
+                if isinstance(value, int):
+                    found.setdefault(tag, value)
+    except (ELFError, OSError, ValueError, KeyError, AttributeError, TypeError):
+        return None
+    if not seen:
+        return None
+    return ArmAttributes(
+        cpu_arch=found.get("TAG_CPU_ARCH"),
+        thumb_isa=found.get("TAG_THUMB_ISA_USE"),
+        fp_arch=found.get("TAG_FP_ARCH"),
+        simd_arch=found.get("TAG_ADVANCED_SIMD_ARCH"),
+        vfp_args=found.get("TAG_ABI_VFP_ARGS"),
+    )

@@ -101,7 +101,8 @@ def derive_base_image(source: str, arch: Arch, reporter: Reporter) -> str:
         loader, libc = arch.loader.name, arch.libc_soname
         kept: set[str] = set()
         with Container(client, source, platform=arch.docker_platform, network=False,
-                       purpose="base") as c, c.export_stream() as stream, \
+                       purpose="base", environment=arch.container_env) as c, \
+                c.export_stream() as stream, \
                 tarfile.open(fileobj=stream, mode="r|") as src, \
                 tarfile.open(layer, "w") as dst:
             for m in src:  # the export, streamed: only what the base keeps is written

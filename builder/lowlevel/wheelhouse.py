@@ -99,6 +99,13 @@ EXTENSION_IMPORTS = {
 }
 
 
+def is_compiled_wheel(filename: str) -> bool:
+    """A wheel for one platform (``...-musllinux_1_2_armv7l.whl``), not a pure-Python one
+    (``...-py3-none-any.whl``: pip takes it for any platform when a project publishes one,
+    as multidict does, and it proves nothing about C extensions)."""
+    return filename.endswith(".whl") and not filename.endswith("-any.whl")
+
+
 def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
     """(project, directory holding its wheel) of the first of :data:`EXTENSION_PROJECTS`
     that PyPI publishes as a musllinux wheel for CPython ``minor`` on ``arch``; None when
@@ -115,10 +122,10 @@ def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         out = _pip_download(minor, arch, tmp, "--no-deps", project)
-        if out.returncode == 0 and any(tmp.glob("*.whl")):
+        if out.returncode == 0 and any(is_compiled_wheel(w.name) for w in tmp.glob("*.whl")):
             found = project
             break
-        if "No matching distribution" not in out.stderr + out.stdout:
+        if out.returncode != 0 and "No matching distribution" not in out.stderr + out.stdout:
             shutil.rmtree(tmp, ignore_errors=True)
             raise NetworkError(f"pip download {project} for musllinux {arch.wheel_arch} "
                                f"failed:\n{(out.stdout + out.stderr)[-1500:]}")

@@ -224,7 +224,8 @@ def acquire(
     image_id = str(image_obj.id)
     image_digests = tuple(str(d) for d in image_obj.attrs.get("RepoDigests") or ())
     reporter.stage("acquire", f"starting {image} ({arch.docker_platform})")
-    with Container(client, image, platform=arch.docker_platform, purpose="acquire") as c:
+    with Container(client, image, platform=arch.docker_platform, purpose="acquire",
+                   environment=arch.container_env) as c:
         apk_version = apk.version_of(c)
         reporter.detail(f"apk-tools {apk_version or '(version not reported)'}")
         command = recipe.install_command()

@@ -11,15 +11,29 @@ from pathlib import Path, PurePosixPath
 
 from builder.errors import MuslPbsError, VerifyFailedError
 from builder.lowlevel.boundedio import MIB, read_capped_text
-from builder.lowlevel.elf import ElfInfo, is_elf, read_elf
+from builder.lowlevel.elf import (
+    ARM_FP_ARCH_NAMES,
+    ARM_THUMB2,
+    ElfInfo,
+    arm_attributes,
+    arm_cpu_arch_name,
+    is_elf,
+    read_elf,
+)
 from builder.platforms import Arch, is_glibc_only_name, is_musl_libc_name
 from builder.stages.closure import Requester, find_library
 from builder.stages.relocate import PLACEHOLDER, prefix_pattern
 
 # Every rule of the audit, in report order (Finding.check is one of these).
-AUDIT_RULES = ("elf-machine", "elf-interpreter", "elf-segments", "rpath", "needed",
+AUDIT_RULES = ("elf-machine", "elf-interpreter", "elf-segments", "elf-arm-level", "rpath",
+               "needed",
                "needed-path", "glibc", "symlink", "prefix", "shebang", "externally-managed",
                "layout")
+
+
+def rules_for(arch: Arch) -> tuple[str, ...]:
+    """The rules that apply to ``arch`` (the ARM code level only to the ARM ports)."""
+    return tuple(r for r in AUDIT_RULES if r != "elf-arm-level" or arch.arm_level is not None)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,8 @@ def audit_elves(tree: Path, arch: Arch) -> list[Finding]:
                                         f"PT_LOAD aligned to {align:#x}, below the "
                                         f"{arch.max_page_size:#x}-byte pages {arch.alpine} "
                                         "kernels may use"))
+        if arch.arm_level is not None and info.machine == "EM_ARM":
+            findings += arm_level_findings(rel, path, arch)
         for entry in info.rpath + info.runpath:
             if "$" in entry.replace("${ORIGIN}", "").replace("$ORIGIN", ""):
                 findings.append(Finding("rpath", rel, f"RPATH/RUNPATH entry {entry!r} holds a "
@@ -112,6 +128,41 @@ def audit_elves(tree: Path, arch: Arch) -> list[Finding]:
     if not interpreters:
         findings.append(Finding("elf-interpreter", tree.name, "no executable ELF found"))
     return findings
+
+
+def arm_level_findings(rel: str, path: Path, arch: Arch) -> list[Finding]:
+    """The ARM code level the file's build attributes declare, against the arch's
+    (platforms.ArmLevel): armhf and armv7 share the loader, only these tell them apart."""
+    level = arch.arm_level
+    if level is None:
+        return []
+    attrs = arm_attributes(path)
+    what = f"{arch.alpine} ({level.name})"
+    if attrs is None or attrs.cpu_arch is None:
+        if not level.attributes_required:
+            return []
+        missing = "no ARM build attributes (.ARM.attributes)" if attrs is None else (
+            "no Tag_CPU_arch in its ARM build attributes")
+        return [Finding("elf-arm-level", rel, f"{missing}: its code level cannot be shown "
+                        f"to fit {what}")]
+    out = []
+    if attrs.cpu_arch not in level.cpu_arch:
+        allowed = "/".join(arm_cpu_arch_name(v) for v in sorted(level.cpu_arch)[-2:])
+        out.append(Finding("elf-arm-level", rel,
+                           f"Tag_CPU_arch {arm_cpu_arch_name(attrs.cpu_arch)}: not code for "
+                           f"{what}, whose files say {allowed}"))
+    if not level.thumb2 and attrs.thumb_isa == ARM_THUMB2:
+        out.append(Finding("elf-arm-level", rel, f"Tag_THUMB_ISA_use Thumb-2: {what} CPUs "
+                           "have no Thumb-2"))
+    if level.max_fp_arch is not None and (attrs.fp_arch or 0) > level.max_fp_arch:
+        fp = ARM_FP_ARCH_NAMES.get(attrs.fp_arch or 0, str(attrs.fp_arch))
+        out.append(Finding("elf-arm-level", rel, f"Tag_FP_arch {fp}: above "
+                           f"{ARM_FP_ARCH_NAMES[level.max_fp_arch]}, the floating point of "
+                           f"{what} CPUs"))
+    if not level.simd and attrs.simd_arch:
+        out.append(Finding("elf-arm-level", rel, f"Tag_Advanced_SIMD_arch {attrs.simd_arch}: "
+                           f"NEON code, which {what} CPUs lack"))
+    return out
 
 
 def _glibc_findings(rel: str, info: ElfInfo) -> list[Finding]:

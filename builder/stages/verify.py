@@ -24,12 +24,15 @@ import zstandard
 from builder.errors import (
     InputTooLargeError,
     MalformedArchiveError,
+    MissingToolError,
     NotOurArchiveError,
+    StageError,
     UnsafeArchiveError,
 )
 from builder.lowlevel.apkversion import compare
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
+from builder.lowlevel.crossext import IMPORT_CHECK, PROJECT, ZIG_HINT, build_probe_wheel
 from builder.lowlevel.extract import extract
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json_object
@@ -45,7 +48,7 @@ from builder.lowlevel.wheelhouse import (
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
 from builder.progress import Reporter
-from builder.stages.audit import AUDIT_RULES, Finding, audit_elves, audit_links, audit_text
+from builder.stages.audit import Finding, audit_elves, audit_links, audit_text, rules_for
 from builder.stages.pack import BUILDINFO, sha256_file
 
 
@@ -189,7 +192,7 @@ def static_audit(
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check, []).append(f)
-    for check in AUDIT_RULES:
+    for check in rules_for(ident.arch):
         got = by_check.get(check, [])
         if not got:
             results.append(CheckResult(f"static:{check}", True))
@@ -264,10 +267,40 @@ def runtime_image(
     return source
 
 
+CROSS_CHECK = "cross-extension"
+
+
+def cross_probe(archive: Path, ident: ArchiveIdentity, dest: Path,
+                reporter: Reporter) -> Path | CheckResult:
+    """Where PyPI has no extension wheel for the arch: the probe extension cross-built
+    against the archive's own headers (builder.lowlevel.crossext), as a wheel in ``dest``;
+    or the result that says why there is none (skipped without zig, failed otherwise)."""
+    arch, minor = ident.arch, ident.minor
+    none_on_pypi = (f"PyPI publishes no musllinux wheel of {', '.join(EXTENSION_PROJECTS)} "
+                    f"for CPython {minor} on {arch.wheel_arch}")
+    keep = ("python", "python/lib", f"python/lib/python{minor}")
+    wanted = ("python/include/", f"python/lib/python{minor}/_sysconfigdata_")
+    reporter.stage("verify", f"{none_on_pypi}: cross-building {PROJECT} with zig cc for "
+                   f"{arch.cross_target} {arch.cross_cpu or ''} against the archive's headers")
+    try:
+        with tempfile.TemporaryDirectory(prefix="musl-pbs-crossext-") as tmp:
+            extract(archive, Path(tmp, "tree"), ARCHIVE_LIMITS, label=archive.name,
+                    skip=lambda n: n not in keep and not n.startswith(wanted))
+            return build_probe_wheel(Path(tmp, "tree", "python"), arch, minor, dest)
+    except MissingToolError as e:
+        return CheckResult(CROSS_CHECK, False, f"not done: {none_on_pypi}, and the "
+                           f"cross-built extension needs zig ({e.message}): {ZIG_HINT}",
+                           level="skipped")
+    except StageError as e:
+        return CheckResult(CROSS_CHECK, False, f"cross-building {PROJECT} against the "
+                           f"archive's headers failed: {e.message}")
+
+
 def _run_checks(
     archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter,
     needed: frozenset[str],
     thread_stack_size: int | None = None,
+    probe: Path | CheckResult | None = None,
 ) -> list[CheckResult]:
     """Run the checks in ``image``, which :func:`runtime_image` made sure is present."""
     client = docker_client()
@@ -280,8 +313,9 @@ def _run_checks(
               "expected": ident.info.get("expected_extensions", []),
               "thread_stack_size": thread_stack_size}
     script = resources.files("builder").joinpath("data/runtime_checks.py").read_bytes()
+    env = {"LD_LIBRARY_PATH": ""}
     with Container(client, image, platform=ident.arch.docker_platform, network=False,
-                   purpose="verify") as c:
+                   purpose="verify", environment=ident.arch.container_env) as c:
         reporter.stage("verify", f"musl floor: the symbols the archive needs, in {image}")
         results.append(musl_floor_check(c, ident, needed))
         if not results[-1].ok:
@@ -294,12 +328,14 @@ def _run_checks(
             info.size = len(script)
             tar.addfile(info, io.BytesIO(script))
             tar.add(str(wheelhouse), arcname="wheelhouse")
+            if isinstance(probe, Path):
+                tar.add(str(probe), arcname=f"wheelhouse/{probe.name}")
         c.put_tar(PurePosixPath("/opt/musl-pbs-verify"), buf.getvalue())
 
         reporter.stage("verify", "interpreter checks (prefix, zlib, ctypes, thread stack, "
                        "every extension)")
         r = c.call([str(python), "/opt/musl-pbs-verify/runtime_checks.py", str(prefix),
-                    json.dumps(config)], env={"LD_LIBRARY_PATH": ""})
+                    json.dumps(config)], env=env)
         try:
             parsed = json.loads(r.output.strip().splitlines()[-1])
             results += [CheckResult(**x) for x in parsed]
@@ -310,9 +346,11 @@ def _run_checks(
             return results
 
         project = wheelhouse_extension(wheelhouse)
+        if project is None and isinstance(probe, Path):
+            project = PROJECT
         reporter.stage("verify", f"python -m venv, then pip installs {project} offline"
-                       if project else "python -m venv (PyPI has no extension wheel for "
-                       f"musllinux {ident.arch.wheel_arch})")
+                       if project else "python -m venv (no extension wheel for musllinux "
+                       f"{ident.arch.wheel_arch})")
         venv = PurePosixPath("/tmp/musl-pbs-venv")
         steps = [
             ("venv", [str(python), "-m", "venv", "--without-pip", str(venv)]),
@@ -321,22 +359,25 @@ def _run_checks(
                              "print(sys.prefix)"]),
         ]
         if project is None:
-            results.append(CheckResult(
+            results.append(probe if isinstance(probe, CheckResult) else CheckResult(
                 "extension-wheel", False,
                 f"not done: PyPI publishes no musllinux wheel of {', '.join(EXTENSION_PROJECTS)}"
                 f" for CPython {ident.minor} on {ident.arch.wheel_arch}; no third-party C "
                 "extension was installed and imported (lib-dynload's own were)",
                 level="skipped"))
         else:
+            # PyPI's wheel is checked as the project; the probe as the cross-built extension.
+            check = CROSS_CHECK if project == PROJECT else project
             steps += [
                 (f"pip-install-{project}", [
                     str(venv / "bin/python"), f"/opt/musl-pbs-verify/wheelhouse/{pip.name}/pip",
                     "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check",
                     "--find-links", "/opt/musl-pbs-verify/wheelhouse", project]),
-                (project, [str(venv / "bin/python"), "-c", EXTENSION_IMPORTS[project]]),
+                (check, [str(venv / "bin/python"), "-c",
+                         IMPORT_CHECK if project == PROJECT else EXTENSION_IMPORTS[project]]),
             ]
         for name, argv in steps:
-            r = c.call(argv, env={"LD_LIBRARY_PATH": ""})
+            r = c.call(argv, env=env)
             ok = r.exit_code == 0
             results.append(CheckResult(name, ok, r.tail(1 if ok else 12)))
             if not ok:
@@ -370,7 +411,10 @@ def verify_archive(
     if runtime:
         wh = wheelhouse or ensure_wheelhouse(ident.minor, ident.arch)
         where = runtime_image(ident, image, musl_only, reporter)
-        with engine_errors(f"verify in {where}"):
-            report.results += _run_checks(archive, ident, where, wh, reporter,
-                                          needed, thread_stack_size)
+        with tempfile.TemporaryDirectory(prefix="musl-pbs-probe-") as tmp:
+            probe = (cross_probe(archive, ident, Path(tmp), reporter)
+                     if wheelhouse_extension(wh) is None else None)
+            with engine_errors(f"verify in {where}"):
+                report.results += _run_checks(archive, ident, where, wh, reporter,
+                                              needed, thread_stack_size, probe)
     return report

@@ -16,6 +16,7 @@ import pytest
 
 from builder.cli import main
 from builder.host.detect import Detection, detect
+from builder.lowlevel.elf import ArmAttributes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detect_trees import debs
@@ -242,21 +243,26 @@ def test_armhf_is_armv7_by_build_attributes(make_tree: Maker) -> None:
     assert _has(d, "Tag_CPU_arch v7 (ARMv7 or later) -> Alpine arch armv7")
 
 
+def _cpu(value: int) -> ArmAttributes:
+    return ArmAttributes(cpu_arch=value, thumb_isa=None, fp_arch=None, simd_arch=None,
+                         vfp_args=1)
+
+
 @pytest.mark.parametrize(("attrs", "alpine", "says"), [
-    ({"TAG_CPU_ARCH": 6}, "armhf", "Tag_CPU_arch v6 (ARMv6) -> Alpine arch armhf"),
-    ({"TAG_CPU_ARCH": 9}, "armhf", "Tag_CPU_arch v6K (ARMv6) -> Alpine arch armhf"),
-    ({"TAG_CPU_ARCH": 14}, "armv7", "Tag_CPU_arch v8-A (ARMv7 or later) -> Alpine arch armv7"),
-    ({}, "armv7", "cannot be told apart; assuming armv7"),
+    (_cpu(6), "armhf", "Tag_CPU_arch v6 (ARMv6) -> Alpine arch armhf"),
+    (_cpu(9), "armhf", "Tag_CPU_arch v6K (ARMv6) -> Alpine arch armhf"),
+    (_cpu(14), "armv7", "Tag_CPU_arch v8-A (ARMv7 or later) -> Alpine arch armv7"),
+    (None, "armv7", "cannot be told apart; assuming armv7"),
 ])
 def test_arm_build_attributes_pick_the_port(make_tree: Maker, monkeypatch: pytest.MonkeyPatch,
-                                            attrs: dict[str, int], alpine: str,
+                                            attrs: ArmAttributes | None, alpine: str,
                                             says: str) -> None:
     """No ARMv6 userland is fetchable here (Debian armhf is ARMv7): the real armhf tree,
     with the attribute reader answering as an ARMv6 (Raspbian-like) or v8 build would."""
     import builder.host.detect as detect_mod
 
     root = make_tree("bookworm-armhf")
-    monkeypatch.setattr(detect_mod, "_arm_attributes", lambda _path: attrs)
+    monkeypatch.setattr(detect_mod, "arm_attributes", lambda _path: attrs)
     d = detect(root)
     assert d.arch == alpine
     assert _has(d, says)
