@@ -30,8 +30,8 @@ def images_for(arch: str, python: str = "3.11") -> tuple[str, str]:
 # The Python minors the test ground may offer, tried in this order by find_testground().
 TESTGROUND_PYTHONS = ("3.11", "3.12", "3.13")
 # Arches whose test-ground images a test builds when they are missing. The others (armv7,
-# x86, riscv64, ppc64le, s390x: 6-15 min each, cold) are used only when already built,
-# unless MUSL_PBS_TEST_ARCHES names them ("armv7,x86" or "all").
+# x86, riscv64, ppc64le, s390x, armhf, loongarch64: 5-15 min each, cold) are used only when
+# already built, unless MUSL_PBS_TEST_ARCHES names them ("armv7,x86" or "all").
 TESTGROUND_DEFAULT_ARCHES = ("x86_64", "aarch64")
 EXIT_NOT_CACHED = 3  # build-images --cached-only: the images are not built
 
