@@ -115,16 +115,22 @@ def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
     marker = dest / MARKER
     if marker.exists():
         project = marker.read_text().strip()
-        return (project, dest) if project else None
+        if not project:
+            return None
+        if _compiled_wheel_of(dest, project):
+            return project, dest
+        # else made before pure-Python wheels were told apart: download again
     tmp = dest.with_name(dest.name + ".tmp")
     found = ""
     for project in EXTENSION_PROJECTS:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         out = _pip_download(minor, arch, tmp, "--no-deps", project)
-        if out.returncode == 0 and any(is_compiled_wheel(w.name) for w in tmp.glob("*.whl")):
+        if out.returncode == 0 and _compiled_wheel_of(tmp, project):
             found = project
             break
+        for pure in tmp.glob("*.whl"):
+            pure.unlink()
         if out.returncode != 0 and "No matching distribution" not in out.stderr + out.stdout:
             shutil.rmtree(tmp, ignore_errors=True)
             raise NetworkError(f"pip download {project} for musllinux {arch.wheel_arch} "
@@ -135,8 +141,13 @@ def extension_wheel(minor: str, arch: Arch) -> tuple[str, Path] | None:
     return (found, dest) if found else None
 
 
+def _compiled_wheel_of(directory: Path, project: str) -> bool:
+    """Does ``directory`` hold a platform wheel of ``project``?"""
+    return any(w.name.lower().startswith(f"{project}-") and is_compiled_wheel(w.name)
+               for w in directory.glob("*.whl"))
+
+
 def wheelhouse_extension(wheelhouse: Path) -> str | None:
-    """The first of :data:`EXTENSION_PROJECTS` with a wheel in ``wheelhouse``, or None."""
-    names = [w.name.lower() for w in wheelhouse.glob("*.whl")]
-    return next((p for p in EXTENSION_PROJECTS
-                 if any(n.startswith(f"{p}-") for n in names)), None)
+    """The first of :data:`EXTENSION_PROJECTS` with a platform wheel in ``wheelhouse``
+    (a pure-Python one does not count), or None."""
+    return next((p for p in EXTENSION_PROJECTS if _compiled_wheel_of(wheelhouse, p)), None)
