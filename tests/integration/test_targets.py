@@ -5,6 +5,8 @@ x86_64 and aarch64 for both Python minors the test ground offers."""
 from __future__ import annotations
 
 import json
+import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -72,24 +74,39 @@ def _elves(archive: Path, dest: Path) -> list[Path]:
     return [p for p in sorted(dest.rglob("*")) if is_elf(p)]
 
 
-def test_arm_ports_carry_code_of_their_own_level(request: pytest.FixtureRequest,
-                                                 tmp_path: Path) -> None:
+def test_arm_ports_carry_code_of_their_own_level(
+    request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """armhf and armv7 share the loader: every ELF of each port's archive passes its own
     level (build attributes) and fails the other's, so a mix-up cannot pass the audit."""
-    elves = {}
+    elves, archives = {}, {}
     for alpine in ("armhf", "armv7"):
         found = find_testground(alpine)
         if found is None:
             pytest.skip(f"the test ground has no {alpine} image")
         minor, alpine_like, _base = found
-        elves[alpine] = _elves(built_once(alpine, minor, alpine_like, request),
-                               tmp_path / alpine)
+        archives[alpine] = built_once(alpine, minor, alpine_like, request)
+        elves[alpine] = _elves(archives[alpine], tmp_path / alpine)
         assert len(elves[alpine]) > 20, alpine
     for own, other in (("armhf", "armv7"), ("armv7", "armhf")):
         for p in elves[own]:
             rel = p.relative_to(tmp_path).as_posix()
             assert arm_level_findings(rel, p, get_arch(own)) == [], rel
             assert arm_level_findings(rel, p, get_arch(other)), rel
+
+    # verify as the gate: the armhf archive with the armv7 port's libz in it is refused,
+    # the file and the rule named (the static audit alone: no container needed).
+    shutil.copy2(tmp_path / "armv7" / "python/lib/libz.so.1",
+                 tmp_path / "armhf" / "python/lib/libz.so.1")
+    mixed = tmp_path / "mixed" / archives["armhf"].name
+    mixed.parent.mkdir()
+    with tarfile.open(mixed, "w:gz") as tar:
+        tar.add(str(tmp_path / "armhf" / "python"), arcname="python")
+    capsys.readouterr()
+    assert main(["verify", str(mixed), "--static-only"]) == 12
+    err = capsys.readouterr().err
+    assert ("static:elf-arm-level: python/lib/libz.so.1: Tag_CPU_arch v7: not code for armhf "
+            "(ARMv6)") in err, err
 
 
 @pytest.mark.parametrize(("arch", "python"), [("x86_64", "3.13"), ("aarch64", "3.13")])
