@@ -45,6 +45,10 @@ class Run:
     signalled: bool  # the trigger was seen (and the signal sent / the action taken)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_build(image: str, out: Path, work: Path, *, docker_host: str | None = None,
               trigger: str | None = None, action: object = None) -> Run:
     """``musl-pbs build`` as a subprocess; when a progress line contains ``trigger``, do
@@ -57,6 +61,10 @@ def run_build(image: str, out: Path, work: Path, *, docker_host: str | None = No
         [sys.executable, "-c", "from builder.cli import entry; entry()", "build", "--arch",
          "x86_64", "--image", image, "--out", str(out), "--work", str(work), "-q"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A test run started in the background (`.ci/run &`, nohup) inherits SIGINT ignored,
+        # and an ignored signal stays ignored across exec: the build then rightly ignores
+        # the SIGINT the test sends. The build under test gets the default disposition.
+        preexec_fn=_default_sigint,
     )
     assert proc.stdout is not None
     lines = []
