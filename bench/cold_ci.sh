@@ -41,8 +41,12 @@ done
 echo "cold run in $dir (log $dir/ci.log), load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 start=$(date +%s)
 set +e
+# As CI runs it: in the foreground's signal dispositions (started with `&` or nohup, this
+# script's children would inherit SIGINT ignored, which bash cannot undo).
 (cd "$dir/repo" && env HOME="$dir/home" PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}" \
-   DOCKER_HOST="unix://$run/docker.sock" CI=true bash .ci/run) >"$dir/ci.log" 2>&1
+   DOCKER_HOST="unix://$run/docker.sock" CI=true python3 -c \
+   'import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash", ".ci/run"])'
+) >"$dir/ci.log" 2>&1
 code=$?
 set -e
 took=$(( $(date +%s) - start ))
