@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "docker" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """SIGINT handled by Python (KeyboardInterrupt) for the test's duration.
+
+    A test run started in the background (`.ci/run &`, nohup) inherits SIGINT ignored, and
+    then ``_thread.interrupt_main()`` does nothing: the Ctrl-C tests would wait forever."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import _thread
 import io
-import signal
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ def _containers_of(pids: list[int]) -> list[str]:
     return found
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_reaches_every_worker_and_its_container_goes(tmp_path: Path) -> None:
     image = images_for("x86_64", "3.11")[0]
     targets: list[Target] = select(load_matrix(), ["3.19:x86_64", "3.18:x86_64"])
@@ -54,14 +54,8 @@ def test_ctrl_c_reaches_every_worker_and_its_container_goes(tmp_path: Path) -> N
             time.sleep(0.2)
         _thread.interrupt_main()
 
-    # interrupt_main() does nothing while SIGINT is ignored, as it is in a test run started
-    # in the background (`.ci/run &`, nohup): Python's own handler for the test's duration.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        threading.Thread(target=interrupt_when_both_have_containers, daemon=True).start()
-        with pytest.raises(KeyboardInterrupt):
-            runner.run()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    threading.Thread(target=interrupt_when_both_have_containers, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
     assert len(seen) == 2, "both workers had a container running when Ctrl-C came"
     assert _containers_of(runner.worker_pids) == []

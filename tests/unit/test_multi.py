@@ -81,6 +81,7 @@ def test_a_worker_that_dies_fails_its_target_only(tmp_path: Path) -> None:
     assert states["3.19:x86_64"][0] == "ok" and states["3.19:armv7"][0] == "ok"
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_cancels_running_targets(tmp_path: Path) -> None:
     def job(target: Target, reporter: LogReporter) -> Built:
         try:
