@@ -1,5 +1,8 @@
 """pack: deterministic tar -> .tar.gz and .tar.zst, SHA256SUMS and the JSON manifest.
 
+The tar is never written out: tarfile writes into a fan-out that feeds both compressors,
+each in its own thread, as it goes.
+
 Everything is written under a temporary name and renamed into place at the end, so a
 failed build leaves nothing that looks like an archive.
 """
@@ -9,15 +12,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import queue
+import shutil
 import stat
 import tarfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol, cast
 
 import zstandard
 
@@ -38,6 +43,10 @@ ZSTD_WINDOW_LOG = 26
 CHUNK = 1 << 20
 _CHECKSUMS_LOCK = threading.Lock()  # concurrent targets share one SHA256SUMS
 BUILDINFO = "musl-pbs.json"  # inside python/: what the archive is, without checksums
+
+
+class ByteStream(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ def pyc_pinned_sources(paths: list[Path]) -> set[Path]:
 def _normalised(tar: tarfile.TarFile, path: Path, arcname: str, epoch: int,
                 keep_mtime: bool = False) -> tarfile.TarInfo:
     info = tar.gettarinfo(str(path), arcname)
+    if info.islnk():  # staged files are hard links (to the export): each is a file here
+        info.type, info.linkname, info.size = tarfile.REGTYPE, "", path.lstat().st_size
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.mtime = int(info.mtime) if keep_mtime else min(int(info.mtime), epoch)
@@ -110,14 +121,15 @@ def _normalised(tar: tarfile.TarFile, path: Path, arcname: str, epoch: int,
     return info
 
 
-def write_tar(tree: Path, dest: Path, epoch: int) -> int:
-    """Write ``tree`` (its name as the single top directory) as a plain tar; return count.
+def write_tar(tree: Path, dest: IO[bytes], epoch: int) -> int:
+    """Write ``tree`` (its name as the single top directory) as a plain tar into ``dest``;
+    return the member count.
 
     mtimes are clamped to ``epoch``, except those of sources a ``.pyc`` depends on."""
     count = 0
     members = list(_members(tree))
     pinned = pyc_pinned_sources(members)
-    with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
+    with tarfile.open(fileobj=dest, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for path in members:
             arcname = path.relative_to(tree.parent).as_posix()
             info = _normalised(tar, path, arcname, epoch, path in pinned)
@@ -144,18 +156,14 @@ def gzip_library() -> tuple[str, Callable[..., Any]]:
     return "zlib-ng", gzip_ng.GzipNGFile
 
 
-def compress_gz(src: Path, dest: Path, stop: threading.Event | None = None) -> None:
-    """gzip ``src`` (no name, mtime 0: the same bytes on every run); returns early, leaving
-    ``dest`` partial, once ``stop`` is set."""
+def compress_gz(src: ByteStream, dest: Path) -> None:
+    """gzip what ``src`` reads until its end (no name, mtime 0: the same bytes every run)."""
     _, gzip_file = gzip_library()
     with (
-        src.open("rb") as fin,
         dest.open("wb") as raw,
         gzip_file(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as gz,
     ):
-        for block in iter(lambda: fin.read(CHUNK), b""):
-            if stop is not None and stop.is_set():
-                return
+        for block in iter(lambda: src.read(CHUNK), b""):
             gz.write(block)
 
 
@@ -165,8 +173,8 @@ def zstd_threads(jobs: int = 1) -> int:
     return max(1, (cpus or 1) // max(1, jobs))
 
 
-def compress_zst(src: Path, dest: Path, threads: int = 1) -> None:
-    """zstd ``src`` with ``threads`` workers.
+def compress_zst(src: ByteStream, dest: Path, threads: int = 1) -> None:
+    """zstd what ``src`` reads until its end, with ``threads`` workers.
 
     zstd's multi-threaded format is the same for every worker count >= 1 (and differs from
     its single-threaded one), so ``threads`` is never 0: the bytes do not depend on the
@@ -177,23 +185,134 @@ def compress_zst(src: Path, dest: Path, threads: int = 1) -> None:
         write_checksum=True, write_content_size=True,
     )
     cctx = zstandard.ZstdCompressor(compression_params=params)
-    with src.open("rb") as fin, dest.open("wb") as fout:
-        cctx.copy_stream(fin, fout, size=src.stat().st_size)
+    with dest.open("wb") as fout:
+        cctx.copy_stream(cast(IO[bytes], src), fout, read_size=CHUNK, write_size=CHUNK)
 
 
-def compress_both(src: Path, gz: Path, zst: Path, threads: int = 1) -> None:
-    """Both archives at once: each compressor releases the GIL, so they share the cores.
-    If zstd fails (or Ctrl-C lands), gzip stops at its next block."""
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool:
-        gz_done = pool.submit(compress_gz, src, gz, stop)
+class _Stopped(Exception):
+    """The tar's writer gave up: a compressor stops reading."""
+
+
+class _Fanout:
+    """A write-only file for ``tarfile``: its bytes go, in ``CHUNK`` blocks, to a bounded
+    queue per compressor (the same blocks whatever sizes tarfile writes in)."""
+
+    def __init__(self, consumers: int) -> None:
+        self.queues: list[queue.Queue[bytes | None]] = [
+            queue.Queue(maxsize=4) for _ in range(consumers)]
+        self.failed = threading.Event()  # a compressor died: stop writing
+        self.size = 0
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= CHUNK:
+            self._send(bytes(self._buffer[:CHUNK]))
+            del self._buffer[:CHUNK]
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def _send(self, block: bytes | None) -> None:
+        for q in self.queues:
+            while True:
+                if block is not None and self.failed.is_set():
+                    raise _Stopped
+                try:
+                    q.put(block, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def finish(self) -> None:
+        if self._buffer:
+            self._send(bytes(self._buffer))
+        self._send(b"")  # the end
+
+    def abort(self) -> None:
+        self._send(None)
+
+
+class _QueueReader:
+    """What one compressor reads: the fan-out's blocks, then ``b""``."""
+
+    def __init__(self, blocks: queue.Queue[bytes | None]) -> None:
+        self._blocks = blocks
+        self._rest = b""
+        self._ended = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._rest and not self._ended:
+            block = self._blocks.get()
+            if block is None:
+                self._ended = True
+                raise _Stopped
+            self._ended = not block
+            self._rest = block
+        if size < 0 or size >= len(self._rest):
+            data, self._rest = self._rest, b""
+        else:
+            data, self._rest = self._rest[:size], self._rest[size:]
+        return data
+
+    def drain(self) -> None:
+        """Take every block left, so the writer never waits on a compressor that died."""
+        while not self._ended:
+            block = self._blocks.get()
+            self._ended = not block
+
+
+def _compressor(work: Callable[[], None], reader: _QueueReader, failed: threading.Event) -> None:
+    try:
+        work()
+    except BaseException:
+        failed.set()
+        reader.drain()
+        raise
+
+
+def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
+                    threads: int = 1) -> tuple[int, int]:
+    """Run ``write`` (a tar writer: it returns its member count) into .tar.gz and .tar.zst
+    at once, streamed: no plain tar on disk; each compressor in its own thread (both
+    release the GIL), fed the same blocks. Returns (members, uncompressed bytes).
+    A compressor's failure (or Ctrl-C) stops the rest and is what is raised."""
+    fan = _Fanout(2)
+    readers = [_QueueReader(q) for q in fan.queues]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="compress") as pool:
+        running = [
+            pool.submit(_compressor, lambda: compress_gz(readers[0], gz), readers[0],
+                        fan.failed),
+            pool.submit(_compressor, lambda: compress_zst(readers[1], zst, threads),
+                        readers[1], fan.failed),
+        ]
         try:
-            compress_zst(src, zst, threads)
-        except BaseException:
-            stop.set()
+            count = write(cast(IO[bytes], fan))
+            fan.finish()
+        except BaseException as e:
+            fan.abort()
+            wait(running)
+            if isinstance(e, _Stopped):  # the writer stopped for a compressor: its error
+                for job in running:
+                    error = job.exception()
+                    if error is not None and not isinstance(error, _Stopped):
+                        raise error from None
             raise
-        finally:
-            gz_done.result()  # waits; re-raises a gzip failure
+        for job in running:
+            job.result()
+    return count, fan.size
+
+
+def compress_both(src: Path, gz: Path, zst: Path, threads: int = 1) -> int:
+    """The plain tar file ``src`` into both archives (:func:`compress_stream`)."""
+    def copy(dest: IO[bytes]) -> int:
+        with src.open("rb") as f:
+            shutil.copyfileobj(f, dest, CHUNK)
+        return 0
+
+    return compress_stream(copy, gz, zst, threads)[1]
 
 
 def update_checksums(path: Path, entries: dict[str, str]) -> None:
@@ -235,16 +354,15 @@ def pack(
     final = {"gz": out_dir / name.gz, "zst": out_dir / name.zst, "json": out_dir / name.manifest}
     unique = uuid.uuid4().hex[:8]  # concurrent writers never share a temporary file
     tmps = {k: v.with_name(f".{v.name}.{unique}.tmp") for k, v in final.items()}
-    plain = out_dir / f".{name.stem}.{unique}.tar.tmp"
     try:
-        reporter.stage("pack", f"writing {name.stem} (tar, epoch {epoch})")
-        count = write_tar(tree, plain, epoch)
         workers = zstd_threads() if threads is None else threads
         compressors = {"gz": f"{gzip_library()[0]} {GZIP_LEVEL}",
                        "zst": f"zstd {ZSTD_LEVEL}, long matching, window 2^{ZSTD_WINDOW_LOG}"}
-        reporter.stage("pack", f"compressing .tar.gz ({compressors['gz']}) and .tar.zst "
-                       f"(level {ZSTD_LEVEL}, {workers} threads) at once")
-        compress_both(plain, tmps["gz"], tmps["zst"], workers)
+        reporter.stage("pack", f"{name.stem}: tar (epoch {epoch}) streamed into .tar.gz "
+                       f"({compressors['gz']}) and .tar.zst (level {ZSTD_LEVEL}, "
+                       f"{workers} threads) at once")
+        count, plain_size = compress_stream(
+            lambda dest: write_tar(tree, dest, epoch), tmps["gz"], tmps["zst"], workers)
         archives: dict[str, dict[str, Any]] = {}
         for key, suffix in (("gz", "tar.gz"), ("zst", "tar.zst")):
             archives[suffix] = {
@@ -256,7 +374,7 @@ def pack(
         manifest = {
             **info,
             "file_count": count,
-            "uncompressed_size": plain.stat().st_size,
+            "uncompressed_size": plain_size,
             "archives": archives,
         }
         tmps["json"].write_text(dumps(manifest))
@@ -266,7 +384,6 @@ def pack(
             out_dir / CHECKSUMS, {a["file"]: a["sha256"] for a in archives.values()}
         )
     finally:
-        plain.unlink(missing_ok=True)
         for tmp in tmps.values():
             tmp.unlink(missing_ok=True)
     return Packed(final["gz"], final["zst"], final["json"], out_dir / CHECKSUMS, manifest)

@@ -9,6 +9,7 @@ import random
 import sys
 import tarfile
 from pathlib import Path
+from typing import IO
 
 import pytest
 import zstandard
@@ -16,7 +17,7 @@ import zstandard
 from builder.naming import ArchiveName
 from builder.platforms import get_arch
 from builder.progress import NullReporter
-from builder.stages.pack import compress_both, pack
+from builder.stages.pack import compress_both, compress_stream, pack
 
 NAME = ArchiveName("3.12.8", get_arch("x86_64"))
 
@@ -92,6 +93,49 @@ def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path) -> None:
     assert outs[1] == outs[2] == outs[4]
     assert gzip.decompress(outs[1][0]) == src.read_bytes()
     assert zstandard.ZstdDecompressor().decompressobj().decompress(outs[1][1]) == src.read_bytes()
+
+
+def test_compressed_bytes_do_not_depend_on_how_the_tar_is_written(tmp_path: Path) -> None:
+    """The tar streams into both compressors: the write sizes leave no trace."""
+    rng = random.Random(11)
+    data = bytes(rng.choices(b"abcdefgh \n", k=3 * 1024 * 1024 + 777))
+    outs = []
+    for sizes in ((512,), (1, 4096, 70_000), (len(data),)):
+        def write(dest: IO[bytes], sizes: tuple[int, ...] = sizes) -> int:
+            pos, i = 0, 0
+            while pos < len(data):
+                n = sizes[i % len(sizes)]
+                dest.write(data[pos:pos + n])
+                pos, i = pos + n, i + 1
+            return 7
+        gz, zst = tmp_path / "a.gz", tmp_path / "a.zst"
+        assert compress_stream(write, gz, zst, 2) == (7, len(data))
+        outs.append((gz.read_bytes(), zst.read_bytes()))
+    assert outs[0] == outs[1] == outs[2]
+    assert gzip.decompress(outs[0][0]) == data
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(outs[0][1]) == data
+
+
+@pytest.mark.parametrize("error", [RuntimeError("the tree changed"), KeyboardInterrupt()])
+def test_a_writer_failure_stops_both_compressors(tmp_path: Path, error: BaseException) -> None:
+    def write(dest: IO[bytes]) -> int:
+        for _ in range(20):  # past the queues' bound: the compressors are running
+            dest.write(bytes(1 << 20))
+        raise error
+
+    with pytest.raises(type(error)):
+        compress_stream(write, tmp_path / "a.gz", tmp_path / "a.zst", 2)
+
+
+def test_hard_linked_files_are_files_in_the_archive(tmp_path: Path) -> None:
+    """stage hard-links from the export, sometimes one file at two names."""
+    tree = _tree(tmp_path)
+    os.link(tree / "lib" / "python3.12" / "os.py", tree / "lib" / "python3.12" / "os2.py")
+    packed = pack(tree, NAME, tmp_path / "out", {}, 5000, NullReporter())
+    with tarfile.open(packed.gz) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert all(m.isreg() for n, m in members.items() if n.endswith(".py"))
+        assert tar.extractfile(members["python/lib/python3.12/os2.py"]).read() == b"# os\n"  # type: ignore[union-attr]
 
 
 def test_sources_of_a_matching_pyc_keep_their_mtime(tmp_path: Path) -> None:
