@@ -12,6 +12,7 @@ from typing import Protocol
 
 from builder.errors import PatchelfError
 from builder.lowlevel.elf import forget
+from builder.lowlevel.links import detach
 
 MIN_PATCHELF = (0, 19)
 
@@ -53,6 +54,7 @@ class Patchelf:
             )
 
     def set_rpath(self, path: Path, rpath: str) -> None:
+        detach(path)  # patchelf rewrites the file in place: not the export's copy
         mode = path.stat().st_mode
         os.chmod(path, mode | 0o200)
         try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.lowlevel.elf import is_elf, read_elf
+from builder.lowlevel.links import rewrite, rewrite_text
 from builder.lowlevel.patcher import ElfPatcher
 from builder.platforms import is_musl_libc_name
 from builder.progress import Reporter
@@ -132,7 +133,7 @@ def relocate_sysconfigdata(path: Path, prefix: str) -> None:
         if isinstance(value, str) and key not in SYSTEM_VARS:
             data[key] = token.sub(PLACEHOLDER, value)
     body = pprint.pformat(data, indent=1, width=80, sort_dicts=True)
-    path.write_text(SYSCONFIG_HEADER + "build_time_vars = " + body + "\n" + _RELOCATE_CODE)
+    rewrite_text(path, SYSCONFIG_HEADER + "build_time_vars = " + body + "\n" + _RELOCATE_CODE)
     _drop_pyc(path)
 
 
@@ -147,7 +148,7 @@ def relocate_pkgconfig(path: Path, prefix: str) -> bool:
             lines[i] = f"{m.group(1)}=${{pcfiledir}}/../..{rest}\n"
             changed = True
     if changed:
-        path.write_text("".join(lines))
+        rewrite_text(path, "".join(lines))
     return changed
 
 
@@ -161,7 +162,7 @@ def relocate_makefile(path: Path, prefix: str) -> bool:
         flags=re.M,
     )
     if new != text:
-        path.write_text(new)
+        rewrite_text(path, new)
     return new != text
 
 
@@ -172,13 +173,13 @@ def relocate_script(path: Path, prefix: str, exe: str) -> bool:
         return False
     first, _, rest = data.partition(b"\n")
     if b"python" in first:
-        path.write_bytes(TRAMPOLINE.format(exe=exe).encode() + rest)
+        rewrite(path, TRAMPOLINE.format(exe=exe).encode() + rest)
         return True
     if first.split()[0].endswith((b"/sh", b"/bash")) or b"/sh" in first:
         text = rest.decode("utf-8", errors="surrogateescape")
         new = prefix_pattern(prefix).sub(PLACEHOLDER, text)
         if new != text:
-            path.write_bytes(first + b"\n" + new.encode("utf-8", errors="surrogateescape"))
+            rewrite(path, first + b"\n" + new.encode("utf-8", errors="surrogateescape"))
             return True
     return False
 

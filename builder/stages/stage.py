@@ -19,6 +19,7 @@ from builder.config import Recipe
 from builder.errors import StageError, UnsafeElfError
 from builder.lowlevel.elf import is_elf
 from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.links import detach, link_or_copy
 from builder.lowlevel.rootfs import resolve_in_root
 from builder.platforms import Arch
 from builder.progress import Reporter
@@ -74,7 +75,8 @@ def _check_copy(src: Path, src_root: Path, dst: Path, dst_root: Path) -> None:
 
 
 def _copy_entry(src_root: Path, src: Path, dst_root: Path, dst: Path) -> None:
-    """Copy one file or symlink (symlinks stay symlinks, relative since extraction),
+    """Stage one file (a hard link: :mod:`builder.lowlevel.links`) or symlink (symlinks
+    stay symlinks, relative since extraction),
     both ends checked to lie inside their roots."""
     _check_copy(src, src_root, dst, dst_root)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -83,15 +85,16 @@ def _copy_entry(src_root: Path, src: Path, dst_root: Path, dst: Path) -> None:
     if src.is_symlink():
         os.symlink(os.readlink(src), dst)
     else:
-        shutil.copy2(src, dst)
+        link_or_copy(src, dst)
 
 
 def _copy_tree(src_root: Path, src: Path, dst_root: Path, dst: Path) -> None:
-    """Copy a directory (links inside it stay links; those leaving are dropped later)."""
+    """Stage a directory, its files hard-linked (symlinks inside it stay symlinks; those
+    leaving are dropped later)."""
     if src.is_symlink():
         src = Path(os.path.realpath(src))
     _check_copy(src, src_root, dst, dst_root)
-    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=link_or_copy)
 
 
 def _drop_dangling_links(tree: Path) -> None:
@@ -232,7 +235,10 @@ def stage(
         p = tree / rel
         if not p.is_symlink():
             mode = p.stat().st_mode
-            os.chmod(p, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
+            if mode & (stat.S_ISUID | stat.S_ISGID):
+                if p.is_file():
+                    detach(p)
+                os.chmod(p, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
     staged = Staged(out_dir, bundled, origins)
     staged.save()
     return staged

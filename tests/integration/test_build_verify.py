@@ -15,6 +15,8 @@ import pytest
 from builder.cli import main
 from builder.config import load_recipe
 from builder.errors import ContainerCommandError
+from builder.lowlevel.elf import read_elf
+from builder.lowlevel.rootfs import resolve_in_root
 from builder.platforms import get_arch
 from builder.progress import NullReporter
 from builder.stages.acquire import acquire
@@ -206,6 +208,32 @@ def test_same_image_same_recipe_same_bytes(
         first, second = _archive(built_x86_64, suffix), _archive(tmp_path / "dist", suffix)
         assert first.name == second.name
         assert first.read_bytes() == second.read_bytes(), suffix
+
+
+def test_the_export_stays_as_acquire_left_it(built_x86_64: Path) -> None:
+    """stage hard-links from the export; relocate changes its files without touching the
+    export's (any stage can run again from it)."""
+    work = built_x86_64.parent / "work" / "x86_64"
+    facts = json.loads((work / "acquire" / "acquire.json").read_text())["python"]
+    rootfs = work / "acquire" / "rootfs"
+    exported_exe = resolve_in_root(rootfs, facts["executable"])
+    assert exported_exe is not None
+    minor = facts["minor"]
+    staged = work / "stage" / "python"
+    exported, ours = read_elf(exported_exe), read_elf(staged / "bin" / f"python{minor}")
+    assert exported is not None and ours is not None
+    assert not any("$ORIGIN" in p for p in exported.search_path), exported.search_path
+    assert any("$ORIGIN" in p for p in ours.search_path), ours.search_path
+    assert exported_exe.stat().st_ino != (staged / "bin" / f"python{minor}").stat().st_ino
+    # the sysconfig data relocate rewrote still names the image's prefix in the export
+    name = next((staged / "lib" / f"python{minor}").glob("_sysconfigdata_*.py")).name
+    text = (rootfs / facts["stdlib"].lstrip("/") / name).read_text()
+    assert f"'prefix': '{facts['prefix']}'" in text and "'prefix': '/install'" not in text
+    assert "'prefix': '/install'" in (staged / "lib" / f"python{minor}" / name).read_text()
+    # an untouched module is the same inode in both trees: nothing was copied
+    os_py = "os.py"
+    assert (staged / "lib" / f"python{minor}" / os_py).stat().st_ino == (
+        rootfs / facts["stdlib"].lstrip("/") / os_py).stat().st_ino
 
 
 def test_derived_base_image_has_only_loader_and_busybox(
