@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import tarfile
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -270,30 +272,82 @@ class Container:
 
     @contextlib.contextmanager
     def export_stream(self) -> Iterator[ChunkReader]:
-        """The container's filesystem as a tar stream, read once (``docker export``)."""
+        """The container's filesystem as a tar stream, read once (``docker export``).
+
+        A thread reads ahead (up to 16 MiB), so the engine writes the tar while the caller
+        creates files, instead of each waiting on the other."""
         chunks = self._container.export(chunk_size=1 << 20)
+        reader = ChunkReader(chunks, self.name, ahead=16)
         try:
-            yield ChunkReader(chunks, self.name)
+            yield reader
         finally:
+            reader.close()
             with contextlib.suppress(Exception):
                 chunks.close()
 
 
-class ChunkReader(io.RawIOBase):
-    """A file object over the chunks of an HTTP response (the Docker SDK's generators)."""
+_END = b""
 
-    def __init__(self, chunks: Iterator[bytes], what: str) -> None:
+
+class ChunkReader(io.RawIOBase):
+    """A file object over the chunks of an HTTP response (the Docker SDK's generators);
+    with ``ahead``, a thread fetches up to that many chunks before they are asked for."""
+
+    def __init__(self, chunks: Iterator[bytes], what: str, ahead: int = 0) -> None:
         self._chunks = chunks
         self._what = what
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._ended = False
+        self._queue: queue.Queue[bytes | BaseException] | None = None
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+        if ahead > 0:
+            self._queue = queue.Queue(maxsize=ahead)
+            self._pump = threading.Thread(target=self._fetch_ahead, name="export-reader",
+                                          daemon=True)
+            self._pump.start()
+
+    def _offer(self, item: bytes | BaseException) -> bool:
+        assert self._queue is not None
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fetch_ahead(self) -> None:
+        try:
+            for chunk in self._chunks:
+                if chunk and not self._offer(chunk):
+                    return
+            self._offer(_END)
+        except BaseException as e:  # handed to the reader, raised there
+            self._offer(e)
+
+    def _next_chunk(self) -> bytes:
+        if self._queue is None:
+            return next(self._chunks, _END)
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop reading ahead (the thread ends after the chunk it is waiting for)."""
+        self._stop.set()
+        if self._pump is not None and self._pump is not threading.current_thread():
+            self._pump.join(timeout=2)
+        super().close()
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
+        while not self._ended and (size < 0 or len(self._buffer) < size):
             try:
-                chunk = next(self._chunks, b"")
+                chunk = self._next_chunk()
             except _ENGINE_ERRORS as e:
                 raise DockerUnavailableError(
                     f"the export of {self._what} broke off: {e}",
@@ -301,11 +355,13 @@ class ChunkReader(io.RawIOBase):
                     "the same command again: nothing half-done is kept",
                 ) from None
             if not chunk:
+                self._ended = True
                 break
             self._buffer += chunk
-        if size < 0:
+        if size < 0 or size > len(self._buffer):
             size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
         return data
 
     def readinto(self, buffer: Any) -> int:

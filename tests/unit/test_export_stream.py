@@ -20,9 +20,10 @@ def _chunks(data: bytes, size: int) -> Iterator[bytes]:
         yield data[i:i + size]
 
 
-def test_reads_of_any_size_give_back_the_bytes() -> None:
+@pytest.mark.parametrize("ahead", [0, 1, 16])
+def test_reads_of_any_size_give_back_the_bytes(ahead: int) -> None:
     data = bytes(range(256)) * 1000
-    reader = ChunkReader(_chunks(data, 7777), "c")
+    reader = ChunkReader(_chunks(data, 7777), "c", ahead=ahead)
     out = b""
     for size in (1, 10, 100_000, 3, 512):
         out += reader.read(size)
@@ -42,12 +43,29 @@ def test_a_tar_read_straight_from_the_chunks() -> None:
         assert f is not None and f.read() == b"3.20.3\n"
 
 
-def test_the_engine_going_away_mid_stream() -> None:
+@pytest.mark.parametrize("ahead", [0, 4])
+def test_the_engine_going_away_mid_stream(ahead: int) -> None:
     def broken() -> Iterator[bytes]:
         yield b"x" * 100
         raise requests.exceptions.ChunkedEncodingError("connection reset")
 
-    reader = ChunkReader(broken(), "musl-pbs-acquire-1")
+    reader = ChunkReader(broken(), "musl-pbs-acquire-1", ahead=ahead)
     with pytest.raises(DockerUnavailableError, match="musl-pbs-acquire-1 broke off") as e:
         reader.read(1000)
     assert e.value.hint
+
+
+def test_closing_stops_the_read_ahead_thread() -> None:
+    """Ctrl-C or an unsafe member mid-export: the reader stops fetching."""
+    fetched = []
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            fetched.append(1)
+            yield b"y" * 1000
+
+    reader = ChunkReader(endless(), "c", ahead=3)
+    assert reader.read(1500) == b"y" * 1500
+    reader.close()
+    assert reader._pump is not None and not reader._pump.is_alive()
+    assert len(fetched) < 10  # a few chunks ahead, not the whole stream
