@@ -11,7 +11,6 @@ for the interpreter it is checked with. Nothing here runs the result.
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
 import importlib.util
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from builder.errors import MissingToolError, StageError
 from builder.lowlevel.boundedio import read_capped_text
+from builder.lowlevel.sysconfigdata import build_time_vars
 from builder.platforms import Arch
 
 PROJECT = "musl_pbs_probe_ext"
@@ -97,19 +97,9 @@ def ext_suffix(tree: Path, minor: str) -> str:
             continue
         text = read_capped_text(path, cap=_CAP_SYSCONFIG, what="sysconfig data",
                                 error=StageError, follow_symlinks=False)
-        try:
-            for node in ast.parse(text).body:
-                if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                        and isinstance(node.targets[0], ast.Name)
-                        and node.targets[0].id == "build_time_vars"
-                        and isinstance(node.value, ast.Dict)):
-                    for key, value in zip(node.value.keys, node.value.values, strict=True):
-                        if (isinstance(key, ast.Constant) and key.value == "EXT_SUFFIX"
-                                and isinstance(value, ast.Constant)
-                                and isinstance(value.value, str)):
-                            return value.value
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
+        suffix = (build_time_vars(text) or {}).get("EXT_SUFFIX")
+        if isinstance(suffix, str):
+            return suffix
     raise StageError(f"{stdlib}: no _sysconfigdata_*.py with an EXT_SUFFIX",
                      hint="the archive lacks its sysconfig data; rebuild it")
 

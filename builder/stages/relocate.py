@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import posixpath
 import pprint
@@ -22,6 +21,7 @@ from builder.errors import StageError
 from builder.lowlevel.elf import is_elf, read_elf
 from builder.lowlevel.links import rewrite, rewrite_text
 from builder.lowlevel.patcher import ElfPatcher
+from builder.lowlevel.sysconfigdata import build_time_vars
 from builder.platforms import is_musl_libc_name
 from builder.progress import Reporter
 
@@ -115,18 +115,8 @@ def relocate_elves(tree: Path, patcher: ElfPatcher) -> list[str]:
 
 
 def relocate_sysconfigdata(path: Path, prefix: str) -> None:
-    text = path.read_text()
-    module = ast.parse(text)
-    data: dict[str, object] | None = None
-    for node in module.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "build_time_vars"
-        ):
-            data = ast.literal_eval(node.value)
-    if not isinstance(data, dict):
+    data = build_time_vars(path.read_text())
+    if data is None:
         raise StageError(f"{path.name}: no build_time_vars dictionary found")
     token = prefix_pattern(prefix)
     for key, value in data.items():

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from builder.errors import StageError
 from builder.stages.relocate import (
     SYSCONFIG_HEADER,
     relocate_makefile,
@@ -109,3 +112,20 @@ def test_shell_config_script_stops_naming_prefix(tmp_path: Path) -> None:
     assert relocate_script(script, "/usr", "python3.12")
     text = script.read_text()
     assert 'prefix_build="/install"' in text and "/usr" not in text
+
+
+@pytest.mark.parametrize("text", [
+    "build_time_vars = {'prefix': '/usr', 'X': __import__('os').getcwd()}\n",  # not a literal
+    "build_time_vars = ['not', 'a', 'dict']\n",
+    "build_time_vars = {\n",  # cut short
+    "print('no dictionary here')\n",
+])
+def test_sysconfigdata_that_is_not_a_literal_dictionary_is_a_stage_error(
+    tmp_path: Path, text: str
+) -> None:
+    """Read with ast, never run; a file from the image is hostile input: a typed error."""
+    path = tmp_path / "_sysconfigdata__linux_x86_64-linux-musl.py"
+    path.write_text(text)
+    with pytest.raises(StageError, match="no build_time_vars dictionary"):
+        relocate_sysconfigdata(path, "/usr")
+    assert path.read_text() == text
