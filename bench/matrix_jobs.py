@@ -2,17 +2,20 @@
 """Wall time of a 2-target matrix build with --jobs 2 divided by --jobs 1, side by side.
 
 Usage: .venv/bin/python bench/matrix_jobs.py [--targets x86_64/3.11,aarch64/3.11]
+       [--rounds 3]
 
 Each target's build image comes from the test ground (tests/fixtures/build-images); the
 targets are the matrix's release:arch whose Python the image carries, image overridden.
-Both runs happen in this one process, one after the other, from the same warm image cache;
-a ratio well below 1 means targets really build concurrently. No verification here.
+All runs happen in this one process from the same warm image cache, alternating (--jobs 1
+then 2, then 2 then 1, ...) so a change in load hits both; the ratio is of the medians. A
+ratio well below 1 means targets really build concurrently. No verification here.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,9 +41,10 @@ def busy_seconds() -> float:
 
 def run(jobs: int, targets: list[str], image_args: list[str], root: Path
         ) -> tuple[float, float]:
+    out = Path(tempfile.mkdtemp(prefix=f"jobs{jobs}-", dir=root))
     cmd = [str(REPO / ".venv/bin/musl-pbs"), "build", *[a for t in targets for a in
            ("--target", t)], *image_args, "--jobs", str(jobs),
-           "--out", str(root / f"dist-{jobs}"), "--work", str(root / f"work-{jobs}"), "-q"]
+           "--out", str(out / "dist"), "--work", str(out / "work"), "-q"]
     start, busy = time.monotonic(), busy_seconds()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - start, busy_seconds() - busy
@@ -51,6 +55,7 @@ def main() -> int:
     p.add_argument("--targets", default="x86_64/3.11,aarch64/3.11",
                    help="two ARCH/PYTHON pairs of the test ground (default: "
                    "x86_64/3.11,aarch64/3.11; x86_64/3.11,x86_64/3.13 needs no emulation)")
+    p.add_argument("--rounds", type=int, default=1, help="runs of each (default 1)")
     args = p.parse_args()
     # The matrix release whose Python the test-ground image carries (its alpine-release).
     release_of = {"3.11": "3.19", "3.13": "3.23"}
@@ -63,8 +68,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="musl-pbs-bench-") as tmp:
         root = Path(tmp)
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        (one, busy1), (two, busy2) = run(1, targets, image_args, root), run(
-            2, targets, image_args, root)
+        runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+        for n in range(args.rounds):
+            for jobs in ((1, 2) if n % 2 == 0 else (2, 1)):
+                runs[jobs].append(run(jobs, targets, image_args, root))
+                wall, busy = runs[jobs][-1]
+                print(f"round {n + 1} --jobs {jobs}: {wall:5.1f} s wall, {busy:5.1f} CPU s",
+                      flush=True)
+    (one, busy1), (two, busy2) = (
+        (statistics.median(w for w, _ in runs[j]), statistics.median(b for _, b in runs[j]))
+        for j in (1, 2))
     cores = os.cpu_count() or 1
     print(f"targets: {', '.join(targets)} ({args.targets})")
     print(f"--jobs 1: {one:7.1f} s wall, machine busy {busy1:6.1f} CPU s "
