@@ -19,7 +19,6 @@ import tarfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -190,17 +189,20 @@ def compress_zst(src: ByteStream, dest: Path, threads: int = 1) -> None:
 
 
 class _Stopped(Exception):
-    """The tar's writer gave up: a compressor stops reading."""
+    """The other side gave up: stop writing or reading."""
+
+
+_POLL = 0.1  # seconds between looks at the stop flag while a queue is full or empty
 
 
 class _Fanout:
     """A write-only file for ``tarfile``: its bytes go, in ``CHUNK`` blocks, to a bounded
     queue per compressor (the same blocks whatever sizes tarfile writes in)."""
 
-    def __init__(self, consumers: int) -> None:
-        self.queues: list[queue.Queue[bytes | None]] = [
+    def __init__(self, consumers: int, stop: threading.Event) -> None:
+        self.queues: list[queue.Queue[bytes]] = [
             queue.Queue(maxsize=4) for _ in range(consumers)]
-        self.failed = threading.Event()  # a compressor died: stop writing
+        self.stop = stop  # set by whichever side fails first
         self.size = 0
         self._buffer = bytearray()
 
@@ -215,13 +217,13 @@ class _Fanout:
     def tell(self) -> int:
         return self.size
 
-    def _send(self, block: bytes | None) -> None:
+    def _send(self, block: bytes) -> None:
         for q in self.queues:
             while True:
-                if block is not None and self.failed.is_set():
+                if self.stop.is_set():
                     raise _Stopped
                 try:
-                    q.put(block, timeout=0.1)
+                    q.put(block, timeout=_POLL)
                     break
                 except queue.Full:
                     continue
@@ -231,24 +233,25 @@ class _Fanout:
             self._send(bytes(self._buffer))
         self._send(b"")  # the end
 
-    def abort(self) -> None:
-        self._send(None)
-
 
 class _QueueReader:
-    """What one compressor reads: the fan-out's blocks, then ``b""``."""
+    """What one compressor reads: the fan-out's blocks, then ``b""``; :class:`_Stopped` as
+    soon as the stop flag is set (nobody has to reach the queue to stop it)."""
 
-    def __init__(self, blocks: queue.Queue[bytes | None]) -> None:
+    def __init__(self, blocks: queue.Queue[bytes], stop: threading.Event) -> None:
         self._blocks = blocks
+        self._stop = stop
         self._rest = b""
         self._ended = False
 
     def read(self, size: int = -1, /) -> bytes:
-        if not self._rest and not self._ended:
-            block = self._blocks.get()
-            if block is None:
-                self._ended = True
+        while not self._rest and not self._ended:
+            if self._stop.is_set():
                 raise _Stopped
+            try:
+                block = self._blocks.get(timeout=_POLL)
+            except queue.Empty:
+                continue
             self._ended = not block
             self._rest = block
         if size < 0 or size >= len(self._rest):
@@ -257,52 +260,63 @@ class _QueueReader:
             data, self._rest = self._rest[:size], self._rest[size:]
         return data
 
-    def drain(self) -> None:
-        """Take every block left, so the writer never waits on a compressor that died."""
-        while not self._ended:
-            block = self._blocks.get()
-            self._ended = not block
-
-
-def _compressor(work: Callable[[], None], reader: _QueueReader, failed: threading.Event) -> None:
-    try:
-        work()
-    except BaseException:
-        failed.set()
-        reader.drain()
-        raise
-
 
 def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
                     threads: int = 1) -> tuple[int, int]:
     """Run ``write`` (a tar writer: it returns its member count) into .tar.gz and .tar.zst
     at once, streamed: no plain tar on disk; each compressor in its own thread (both
     release the GIL), fed the same blocks. Returns (members, uncompressed bytes).
-    A compressor's failure (or Ctrl-C) stops the rest and is what is raised."""
-    fan = _Fanout(2)
-    readers = [_QueueReader(q) for q in fan.queues]
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="compress") as pool:
-        running = [
-            pool.submit(_compressor, lambda: compress_gz(readers[0], gz), readers[0],
-                        fan.failed),
-            pool.submit(_compressor, lambda: compress_zst(readers[1], zst, threads),
-                        readers[1], fan.failed),
-        ]
+
+    Any failure — the writer's, a compressor's, Ctrl-C at any point — sets one stop flag
+    that both sides poll, and this returns only once both compressor threads have ended
+    (their files closed); a compressor's own error is what is raised."""
+    stop = threading.Event()
+    fan = _Fanout(2, stop)
+    errors: list[BaseException] = []
+
+    def run(work: Callable[[], None]) -> None:
         try:
-            count = write(cast(IO[bytes], fan))
-            fan.finish()
+            work()
         except BaseException as e:
-            fan.abort()
-            wait(running)
-            if isinstance(e, _Stopped):  # the writer stopped for a compressor: its error
-                for job in running:
-                    error = job.exception()
-                    if error is not None and not isinstance(error, _Stopped):
-                        raise error from None
-            raise
-        for job in running:
-            job.result()
+            errors.append(e)
+            stop.set()
+
+    readers = [_QueueReader(q, stop) for q in fan.queues]
+    jobs = [
+        threading.Thread(target=run, args=(lambda: compress_gz(readers[0], gz),),
+                         name="compress-gz", daemon=True),
+        threading.Thread(target=run, args=(lambda: compress_zst(readers[1], zst, threads),),
+                         name="compress-zst", daemon=True),
+    ]
+    try:
+        for job in jobs:
+            job.start()
+        count = write(cast(IO[bytes], fan))
+        fan.finish()
+        for job in jobs:
+            job.join()
+    except BaseException as e:
+        stop.set()
+        _join(jobs)
+        failures = [x for x in errors if not isinstance(x, _Stopped)]
+        if isinstance(e, _Stopped) and failures:
+            raise failures[0] from None
+        raise
+    failures = [x for x in errors if not isinstance(x, _Stopped)]
+    if failures:
+        raise failures[0]
     return count, fan.size
+
+
+def _join(jobs: list[threading.Thread]) -> None:
+    """Wait for every started thread once the stop flag is set (they end within a block);
+    another Ctrl-C meanwhile does not leave one writing after its file was removed."""
+    for job in jobs:
+        while job.ident is not None and job.is_alive():
+            try:
+                job.join()
+            except KeyboardInterrupt:
+                continue
 
 
 def compress_both(src: Path, gz: Path, zst: Path, threads: int = 1) -> int:

@@ -6,8 +6,10 @@ import gzip
 import os
 import py_compile
 import random
+import signal
 import sys
 import tarfile
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -125,6 +127,58 @@ def test_a_writer_failure_stops_both_compressors(tmp_path: Path, error: BaseExce
 
     with pytest.raises(type(error)):
         compress_stream(write, tmp_path / "a.gz", tmp_path / "a.zst", 2)
+    assert _compressor_threads() == []
+
+
+def _compressor_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("compress-") and t.is_alive()]
+
+
+def test_an_interrupt_at_any_moment_leaves_no_compressor_running(tmp_path: Path) -> None:
+    """A SIGTERM once landed between starting the gzip thread and the code that stops it:
+    the build hung at exit waiting for that thread. Interrupts at many moments of the
+    streamed pack (the timer's handler raises as cli's SIGTERM handler does)."""
+    def write(dest: IO[bytes]) -> int:
+        for _ in range(6):
+            dest.write(bytes(300_000))
+        return 1
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    rng = random.Random(3)
+    try:
+        for _ in range(40):
+            signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0001, 0.03))
+            try:
+                compress_stream(write, tmp_path / "a.gz", tmp_path / "a.zst", 2)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            assert _compressor_threads() == []
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_an_interrupt_just_after_a_compressor_started(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moment of the hang, made certain: the signal lands as the first thread starts."""
+    start = threading.Thread.start
+    calls = []
+
+    def start_then_interrupt(self: threading.Thread) -> None:
+        start(self)
+        calls.append(self.name)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        compress_stream(lambda dest: 0, tmp_path / "a.gz", tmp_path / "a.zst", 2)
+    monkeypatch.undo()
+    assert calls and _compressor_threads() == []
 
 
 def test_hard_linked_files_are_files_in_the_archive(tmp_path: Path) -> None:
