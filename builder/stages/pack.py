@@ -14,6 +14,7 @@ import hashlib
 import os
 import queue
 import shutil
+import signal
 import stat
 import tarfile
 import threading
@@ -289,8 +290,7 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
                          name="compress-zst", daemon=True),
     ]
     try:
-        for job in jobs:
-            job.start()
+        _start(jobs)
         count = write(cast(IO[bytes], fan))
         fan.finish()
         for job in jobs:
@@ -308,15 +308,35 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
     return count, fan.size
 
 
+# What cli turns into KeyboardInterrupt.
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _start(jobs: list[threading.Thread]) -> None:
+    """Start the threads with the stop signals held back: a signal landing inside
+    ``Thread.start`` could leave a thread that runs yet is not alive to :func:`_join` (it
+    would then create its file after pack removed the temporary names). A signal that
+    came meanwhile is taken once both run; the threads, created with the signals blocked,
+    never take one."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        for job in jobs:
+            job.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _join(jobs: list[threading.Thread]) -> None:
     """Wait for every started thread once the stop flag is set (they end within a block);
     another Ctrl-C meanwhile does not leave one writing after its file was removed."""
-    for job in jobs:
-        while job.ident is not None and job.is_alive():
-            try:
-                job.join()
-            except KeyboardInterrupt:
-                continue
+    while True:
+        try:
+            for job in jobs:
+                if job.ident is not None:
+                    job.join()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def compress_both(src: Path, gz: Path, zst: Path, threads: int = 1) -> int:

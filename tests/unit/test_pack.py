@@ -181,6 +181,25 @@ def test_an_interrupt_just_after_a_compressor_started(tmp_path: Path,
     assert calls and _compressor_threads() == []
 
 
+def test_compressors_start_with_the_stop_signals_held_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside Thread.start a signal could leave a thread running that is not yet alive
+    (CI: a .tar.gz temp file created after pack had removed the temporary names)."""
+    start = threading.Thread.start
+    masks = []
+
+    def start_and_look(self: threading.Thread) -> None:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_and_look)
+    assert compress_stream(lambda dest: 0, tmp_path / "a.gz", tmp_path / "a.zst", 2)[0] == 0
+    assert len(masks) == 2
+    assert all({signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= mask for mask in masks)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # restored
+
+
 def test_hard_linked_files_are_files_in_the_archive(tmp_path: Path) -> None:
     """stage hard-links from the export, sometimes one file at two names."""
     tree = _tree(tmp_path)
