@@ -206,11 +206,23 @@ class PrivateEngine:
         assert save.wait() == 0
 
 
+def _stale(pidfile: Path) -> bool:
+    """Does ``pidfile`` name no running dockerd?"""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        return "dockerd" not in Path(f"/proc/{pid}/comm").read_text()
+    except (OSError, ValueError, IndexError):
+        return True
+
+
 @pytest.fixture(scope="module")
 def engine(images_x86_64: tuple[str, str],
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateEngine]:
     if os.getuid() != 0 or shutil.which("dockerd") is None:
         pytest.skip("a private dockerd needs root and the dockerd binary")
+    if FAULT_PID.exists() and _stale(FAULT_PID):  # left by a run that was killed
+        FAULT_PID.unlink()
+        subprocess.run(["ip", "link", "del", FAULT_BRIDGE], capture_output=True, check=False)
     if FAULT_PID.exists():
         pytest.skip(f"{FAULT_PID} exists: another private engine is running")
     if shutil.which("ip") is None:
