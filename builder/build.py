@@ -15,7 +15,7 @@ from builder.errors import ReleaseInputError
 from builder.extensions import lacking
 from builder.lowlevel.apkdb import ApkPackage
 from builder.lowlevel.boundedio import CAP_MANIFEST
-from builder.lowlevel.container import engine_errors
+from builder.lowlevel.container import engine_errors, finish_removals
 from builder.lowlevel.jsonio import read_json, write_json
 from builder.lowlevel.muslfloor import imported_from_libc, load_table
 from builder.lowlevel.patcher import Patchelf
@@ -108,38 +108,42 @@ def build_target(
     reporter = timer = StepTimer(reporter)
     patcher = Patchelf()  # checked before anything slow starts
     image_ref = image or matrix.image_for(release_tag, arch.alpine)
-    install_recipe = choose_install_recipe(python, release_tag, matrix, recipes_dir)
-    with engine_errors(f"acquire from {image_ref}"):
-        acquired = acquire(
-            arch=arch,
-            image=image_ref,
-            recipe=install_recipe,
-            out_dir=work_dir / "acquire",
-            reporter=reporter,
-            image_hint=TEST_GROUND_HINT.format(arch=arch.alpine) if image is None else "",
+    try:
+        install_recipe = choose_install_recipe(python, release_tag, matrix, recipes_dir)
+        with engine_errors(f"acquire from {image_ref}"):
+            acquired = acquire(
+                arch=arch,
+                image=image_ref,
+                recipe=install_recipe,
+                out_dir=work_dir / "acquire",
+                reporter=reporter,
+                image_hint=TEST_GROUND_HINT.format(arch=arch.alpine) if image is None else "",
+                remove_later=True,  # the engine deletes it while stage and pack run
+            )
+        recipe = (
+            install_recipe
+            if install_recipe.python == acquired.python.minor
+            else find_recipe(acquired.python.minor, recipes_dir)
         )
-    recipe = (
-        install_recipe
-        if install_recipe.python == acquired.python.minor
-        else find_recipe(acquired.python.minor, recipes_dir)
-    )
-    if recipe.default:
-        reporter.stage("recipe", f"warning: no recipe for Python {recipe.python} in "
-                       f"{recipes_dir}: building with the default recipe (its minor's "
-                       "prune patterns, the extension modules every CPython 3.x has)")
-    staged = stage(acquired, recipe, arch, work_dir / "stage", reporter)
-    prefix = acquired.python.prefix
-    relocated = relocate(staged.tree, prefix, acquired.python.minor, patcher, reporter)
-    name = ArchiveName(acquired.python.version, arch)
-    if claim is not None:
-        claim(name)
-    info = manifest_fields(acquired, staged, relocated, recipe, arch)
-    packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter,
-                  threads)
-    write_sbom(packed, name)
-    write_download_metadata(out_dir, base_url)
-    timings = timer.finish()
-    write_json(work_dir / TIMINGS, timings)
+        if recipe.default:
+            reporter.stage("recipe", f"warning: no recipe for Python {recipe.python} in "
+                           f"{recipes_dir}: building with the default recipe (its minor's "
+                           "prune patterns, the extension modules every CPython 3.x has)")
+        staged = stage(acquired, recipe, arch, work_dir / "stage", reporter)
+        prefix = acquired.python.prefix
+        relocated = relocate(staged.tree, prefix, acquired.python.minor, patcher, reporter)
+        name = ArchiveName(acquired.python.version, arch)
+        if claim is not None:
+            claim(name)
+        info = manifest_fields(acquired, staged, relocated, recipe, arch)
+        packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter,
+                      threads)
+        write_sbom(packed, name)
+        write_download_metadata(out_dir, base_url)
+        timings = timer.finish()
+        write_json(work_dir / TIMINGS, timings)
+    finally:
+        finish_removals()
     return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start, timings)
 
 

@@ -27,6 +27,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from builder.errors import ContainerCommandError, DockerUnavailableError, ImageNotFoundError
+from builder.lowlevel.threads import join_all, start_shielded
 
 KEEP_ENV = "MUSL_PBS_KEEP_CONTAINERS"
 _IDLE_COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
@@ -94,6 +95,15 @@ class ExecResult:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])
 
 
+_REMOVING: list[threading.Thread] = []  # containers being removed in the background
+
+
+def finish_removals() -> None:
+    """Wait until every container left with ``remove_later`` is removed."""
+    join_all(_REMOVING)
+    _REMOVING.clear()
+
+
 class Container:
     """A running container, removed on exit. Use as a context manager."""
 
@@ -107,8 +117,13 @@ class Container:
         purpose: str = "build",
         environment: Mapping[str, str] | None = None,
         binds: Mapping[Path, PurePosixPath] | None = None,
+        remove_later: bool = False,
     ) -> None:
-        """``binds``: host files or directories mounted read-only at container paths."""
+        """``binds``: host files or directories mounted read-only at container paths.
+        ``remove_later``: after a block that ended without an error, remove the container
+        in a thread (the engine takes a few tenths of a second to delete its files) while
+        the caller goes on; :func:`finish_removals` waits for it. After an error, and
+        without it, the container is removed before ``__exit__`` returns."""
         self._client = client
         self.image = image
         self.platform = platform
@@ -117,6 +132,7 @@ class Container:
         self._environment = dict(environment or {})
         self._binds = dict(binds or {})
         self._container: Any = None
+        self._remove_later = remove_later
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> Container:
@@ -160,7 +176,16 @@ class Container:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is None and self._remove_later and self._container is not None:
+            remover = threading.Thread(target=self._remove_quietly, name=f"remove-{self.name}")
+            _REMOVING.append(remover)
+            start_shielded([remover])
+            return
         self._remove()
+
+    def _remove_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # the engine's auto_remove is the backstop
+            self._remove()
 
     def _remove(self) -> None:
         if self._container is None:

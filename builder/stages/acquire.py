@@ -215,8 +215,11 @@ def acquire(
     out_dir: Path,
     reporter: Reporter,
     image_hint: str = "",
+    remove_later: bool = False,
 ) -> Acquired:
-    """Install the recipe's packages in a fresh container of ``image`` and export it."""
+    """Install the recipe's packages in a fresh container of ``image`` and export it.
+    ``remove_later``: the container is removed in the background once exported (the caller
+    calls :func:`builder.lowlevel.container.finish_removals`)."""
     client = docker_client()
     ensure_image(client, image, arch.docker_platform, hint=image_hint)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +228,7 @@ def acquire(
     image_digests = tuple(str(d) for d in image_obj.attrs.get("RepoDigests") or ())
     reporter.stage("acquire", f"starting {image} ({arch.docker_platform})")
     with Container(client, image, platform=arch.docker_platform, purpose="acquire",
-                   environment=arch.container_env) as c:
+                   environment=arch.container_env, remove_later=remove_later) as c:
         apk_version = apk.version_of(c)
         reporter.detail(f"apk-tools {apk_version or '(version not reported)'}")
         command = recipe.install_command()

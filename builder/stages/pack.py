@@ -14,7 +14,6 @@ import hashlib
 import os
 import queue
 import shutil
-import signal
 import stat
 import tarfile
 import threading
@@ -28,6 +27,7 @@ import zstandard
 
 from builder import __version__
 from builder.lowlevel.jsonio import dumps
+from builder.lowlevel.threads import join_all, start_shielded
 from builder.naming import CHECKSUMS, ArchiveName
 from builder.progress import Reporter
 
@@ -290,14 +290,14 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
                          name="compress-zst", daemon=True),
     ]
     try:
-        _start(jobs)
+        start_shielded(jobs)
         count = write(cast(IO[bytes], fan))
         fan.finish()
         for job in jobs:
             job.join()
     except BaseException as e:
         stop.set()
-        _join(jobs)
+        join_all(jobs)
         failures = [x for x in errors if not isinstance(x, _Stopped)]
         if isinstance(e, _Stopped) and failures:
             raise failures[0] from None
@@ -306,37 +306,6 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
     if failures:
         raise failures[0]
     return count, fan.size
-
-
-# What cli turns into KeyboardInterrupt.
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-
-
-def _start(jobs: list[threading.Thread]) -> None:
-    """Start the threads with the stop signals held back: a signal landing inside
-    ``Thread.start`` could leave a thread that runs yet is not alive to :func:`_join` (it
-    would then create its file after pack removed the temporary names). A signal that
-    came meanwhile is taken once both run; the threads, created with the signals blocked,
-    never take one."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        for job in jobs:
-            job.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _join(jobs: list[threading.Thread]) -> None:
-    """Wait for every started thread once the stop flag is set (they end within a block);
-    another Ctrl-C meanwhile does not leave one writing after its file was removed."""
-    while True:
-        try:
-            for job in jobs:
-                if job.ident is not None:
-                    job.join()
-            return
-        except KeyboardInterrupt:
-            continue
 
 
 def compress_both(src: Path, gz: Path, zst: Path, threads: int = 1) -> int:

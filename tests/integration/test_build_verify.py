@@ -197,6 +197,29 @@ def test_ctrl_c_during_the_export_stream_leaves_no_container_and_no_tree(
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_the_container_goes_in_the_background(
+    images_x86_64: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build removes the acquire container in a thread while stage runs; Ctrl-C in stage
+    still ends with the container gone, before main returns."""
+    import builder.build as build_module
+
+    removing: list[int] = []
+
+    def interrupted_stage(*args: object, **kwargs: object) -> None:
+        from builder.lowlevel import container
+        removing.append(len(container._REMOVING))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "stage", interrupted_stage)
+    code = main(["build", "--arch", "x86_64", "--image", images_x86_64[0],
+                 "--out", str(tmp_path / "dist"), "--work", str(tmp_path / "work"), "-q"])
+    assert code == 130
+    assert removing == [1]  # the removal was under way when stage began
+    assert _leftover_containers() == []
+    assert not (tmp_path / "dist").exists() or list((tmp_path / "dist").iterdir()) == []
+
+
 def test_same_image_same_recipe_same_bytes(
     built_x86_64: Path, images_x86_64: tuple[str, str], tmp_path: Path
 ) -> None:
