@@ -134,6 +134,45 @@ def add_available(c: Runs, command_for: Callable[[Sequence[str]], Sequence[str]]
     return [p for p in wanted if p not in gone], [p for p in wanted if p in gone]
 
 
+def add_with_optional(c: Runs, command_for: Callable[[Sequence[str]], Sequence[str]],
+                      required: Sequence[str], optional: Sequence[str],
+                      on_output: Callable[[str], None] | None = None,
+                      ) -> tuple[AddOutcome, list[str], list[str]]:
+    """The required packages and whichever optional ones the repositories offer, in as
+    few ``apk add`` runs as possible: (the outcome for ``required``, optional installed,
+    optional missing).
+
+    All at once first: one run, one fetch of the indexes, when everything is offered. If
+    apk names only optional packages it has none of, once more without them. Otherwise
+    (a required package is what failed, or apk names nothing) the required ones alone,
+    so that a failure shows apk's own message about them, then :func:`add_available`."""
+    req, opt = list(required), list(optional)
+    if opt:
+        attempt = opt
+        for _ in range(2):
+            wanted = [*req, *attempt]
+            outcome = add(c, command_for(wanted), wanted, on_output=on_output)
+            if outcome.ok:
+                return _only(outcome, req), attempt, [p for p in opt if p not in attempt]
+            absent = unavailable_names(outcome.output)
+            if not absent or absent & set(req) or not absent & set(attempt):
+                break
+            attempt = [p for p in attempt if p not in absent]
+            if not attempt:
+                break
+    added = add(c, command_for(req), req, on_output=on_output)
+    if not added.ok:
+        return added, [], opt
+    installed, missing = add_available(c, command_for, opt, on_output=on_output)
+    return added, installed, missing
+
+
+def _only(outcome: AddOutcome, packages: Sequence[str]) -> AddOutcome:
+    """``outcome`` as it concerns ``packages`` alone."""
+    return AddOutcome(outcome.command, outcome.exit_code, outcome.output,
+                      tuple(p for p in outcome.missing if p in packages), outcome.warnings)
+
+
 def version_of(c: Runs) -> str:
     """The image's apk-tools version (``apk --version``); empty when apk does not say."""
     return tools_version(c.call(["apk", "--version"]).output)

@@ -231,12 +231,14 @@ def acquire(
                    environment=arch.container_env, remove_later=remove_later) as c:
         apk_version = apk.version_of(c)
         reporter.detail(f"apk-tools {apk_version or '(version not reported)'}")
-        command = recipe.install_command()
-        reporter.stage("acquire", " ".join(command))
-        added = apk.add(c, command, recipe.packages, on_output=reporter.output)
+        everything = (*recipe.packages, *recipe.optional_packages)
+        reporter.stage("acquire", " ".join(recipe.install_command(everything)))
+        added, optional, missing = apk.add_with_optional(
+            c, lambda pkgs: recipe.install_command(tuple(pkgs)), recipe.packages,
+            recipe.optional_packages, on_output=reporter.output)
         if not added.ok:
             raise ContainerCommandError(
-                f"{' '.join(command)} failed in {image} (exit {added.exit_code}; not "
+                f"{' '.join(added.command)} failed in {image} (exit {added.exit_code}; not "
                 f"installed: {', '.join(added.missing)}):\n{apk.error_lines(added.output)}",
                 hint="apk's message is above; check the package names in "
                 f"{recipe.source.name} and that the image can reach its repositories",
@@ -244,8 +246,6 @@ def acquire(
         if added.offline_but_installed:
             reporter.detail(f"apk could not reach a repository (exit {added.exit_code}), "
                             f"but {', '.join(recipe.packages)} are installed: going on")
-        optional, missing = apk.add_available(c, lambda pkgs: recipe.install_command(
-            tuple(pkgs)), recipe.optional_packages, on_output=reporter.output)
         installed = [*recipe.packages, *optional]
         for pkg in missing:
             reporter.detail(f"optional package {pkg} is not available; going on without it")

@@ -168,3 +168,44 @@ def test_no_optional_packages_run_nothing() -> None:
     repo = Repository(set())
     assert apk.add_available(repo, _command, ()) == ([], [])
     assert repo.adds == []
+
+
+def test_required_and_all_optional_offered_take_one_apk_add() -> None:
+    """Real Alpine offers every optional package: one run, one fetch of the indexes."""
+    repo = Repository({"python3", *OPTIONAL})
+    added, installed, missing = apk.add_with_optional(repo, _command, ["python3"], OPTIONAL)
+    assert added.ok and (installed, missing) == (list(OPTIONAL), [])
+    assert repo.adds == [["python3", *OPTIONAL]]
+
+
+def test_optional_packages_apk_lacks_cost_one_more_run() -> None:
+    repo = Repository({"python3", "python3-dev"})
+    added, installed, missing = apk.add_with_optional(repo, _command, ["python3"], OPTIONAL)
+    assert added.ok and added.missing == ()
+    assert installed == ["python3-dev"] and missing == list(OPTIONAL[1:])
+    assert repo.adds == [["python3", *OPTIONAL], ["python3", "python3-dev"]]
+    assert repo.installed == {"python3", "python3-dev"}
+
+
+def test_a_missing_required_package_fails_with_apks_message_about_it() -> None:
+    repo = Repository({"python3-dev"})
+    added, installed, missing = apk.add_with_optional(repo, _command, ["python3"], OPTIONAL)
+    assert not added.ok and added.missing == ("python3",)
+    assert added.command == ("apk", "add", "--no-cache", "python3")  # the required alone
+    assert "python3 (no such package)" in added.output
+    assert (installed, missing) == ([], list(OPTIONAL))
+    assert repo.installed == set()
+
+
+def test_a_failure_naming_nothing_installs_required_then_optional_one_by_one() -> None:
+    repo = Repository({"python3", "python3-dev"}, named=False)
+    added, installed, missing = apk.add_with_optional(repo, _command, ["python3"], OPTIONAL)
+    assert added.ok and installed == ["python3-dev"] and missing == list(OPTIONAL[1:])
+    assert repo.adds[:2] == [["python3", *OPTIONAL], ["python3"]]
+
+
+def test_no_optional_packages_is_one_run_of_the_required() -> None:
+    repo = Repository({"python3"})
+    added, installed, missing = apk.add_with_optional(repo, _command, ["python3"], ())
+    assert added.ok and (installed, missing) == ([], [])
+    assert repo.adds == [["python3"]]
