@@ -27,7 +27,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from builder.errors import ContainerCommandError, DockerUnavailableError, ImageNotFoundError
-from builder.lowlevel.threads import join_all, start_shielded
+from builder.lowlevel.threads import join_all, offer, start_shielded
 
 KEEP_ENV = "MUSL_PBS_KEEP_CONTAINERS"
 _IDLE_COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
@@ -334,13 +334,7 @@ class ChunkReader(io.RawIOBase):
 
     def _offer(self, item: bytes | BaseException) -> bool:
         assert self._queue is not None
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return offer(self._queue, item, self._stop)
 
     def _fetch_ahead(self) -> None:
         try:

@@ -10,11 +10,15 @@ signals blocked, never take one (Python runs handlers in the main thread anyway)
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
 from collections.abc import Iterable
+from typing import TypeVar
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+POLL = 0.1  # seconds between looks at a stop flag while a queue is full or empty
+T = TypeVar("T")
 
 
 def start_shielded(threads: Iterable[threading.Thread]) -> None:
@@ -39,3 +43,15 @@ def join_all(threads: Iterable[threading.Thread]) -> None:
             return
         except KeyboardInterrupt:
             continue
+
+
+def offer(q: queue.Queue[T], item: T, stop: threading.Event) -> bool:
+    """Put ``item`` into the bounded ``q``, waiting for room; False, without putting it,
+    once ``stop`` is set (the other side gave up and will not make room)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=POLL)
+            return True
+        except queue.Full:
+            continue
+    return False

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import os
 import queue
-import shutil
 import stat
 import tarfile
 import threading
@@ -21,13 +20,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, cast
 
 import zstandard
 
 from builder import __version__
 from builder.lowlevel.jsonio import dumps
-from builder.lowlevel.threads import join_all, start_shielded
+from builder.lowlevel.tarstream import ByteStream
+from builder.lowlevel.threads import POLL, join_all, offer, start_shielded
 from builder.naming import CHECKSUMS, ArchiveName
 from builder.progress import Reporter
 
@@ -43,10 +43,6 @@ ZSTD_WINDOW_LOG = 26
 CHUNK = 1 << 20
 _CHECKSUMS_LOCK = threading.Lock()  # concurrent targets share one SHA256SUMS
 BUILDINFO = "musl-pbs.json"  # inside python/: what the archive is, without checksums
-
-
-class ByteStream(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -193,9 +189,6 @@ class _Stopped(Exception):
     """The other side gave up: stop writing or reading."""
 
 
-_POLL = 0.1  # seconds between looks at the stop flag while a queue is full or empty
-
-
 class _Fanout:
     """A write-only file for ``tarfile``: its bytes go, in ``CHUNK`` blocks, to a bounded
     queue per compressor (the same blocks whatever sizes tarfile writes in)."""
@@ -220,14 +213,8 @@ class _Fanout:
 
     def _send(self, block: bytes) -> None:
         for q in self.queues:
-            while True:
-                if self.stop.is_set():
-                    raise _Stopped
-                try:
-                    q.put(block, timeout=_POLL)
-                    break
-                except queue.Full:
-                    continue
+            if not offer(q, block, self.stop):
+                raise _Stopped
 
     def finish(self) -> None:
         if self._buffer:
@@ -250,7 +237,7 @@ class _QueueReader:
             if self._stop.is_set():
                 raise _Stopped
             try:
-                block = self._blocks.get(timeout=_POLL)
+                block = self._blocks.get(timeout=POLL)
             except queue.Empty:
                 continue
             self._ended = not block
@@ -306,16 +293,6 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
     if failures:
         raise failures[0]
     return count, fan.size
-
-
-def compress_both(src: Path, gz: Path, zst: Path, threads: int = 1) -> int:
-    """The plain tar file ``src`` into both archives (:func:`compress_stream`)."""
-    def copy(dest: IO[bytes]) -> int:
-        with src.open("rb") as f:
-            shutil.copyfileobj(f, dest, CHUNK)
-        return 0
-
-    return compress_stream(copy, gz, zst, threads)[1]
 
 
 def update_checksums(path: Path, entries: dict[str, str]) -> None:

@@ -6,6 +6,7 @@ import gzip
 import os
 import py_compile
 import random
+import shutil
 import signal
 import sys
 import tarfile
@@ -19,7 +20,7 @@ import zstandard
 from builder.naming import ArchiveName
 from builder.platforms import get_arch
 from builder.progress import NullReporter
-from builder.stages.pack import compress_both, compress_stream, pack
+from builder.stages.pack import CHUNK, compress_stream, pack
 
 NAME = ArchiveName("3.12.8", get_arch("x86_64"))
 
@@ -77,6 +78,16 @@ def test_failure_leaves_nothing_that_looks_like_an_archive(
     with pytest.raises(OSError, match="disk full"):
         pack(_tree(tmp_path), NAME, out, {}, 5000, NullReporter())
     assert list(out.iterdir()) == []
+
+
+def compress_both(src: Path, gz: Path, zst: Path, threads: int) -> None:
+    """The plain tar file ``src`` into both archives, as pack streams its tar."""
+    def copy(dest: IO[bytes]) -> int:
+        with src.open("rb") as f:
+            shutil.copyfileobj(f, dest, CHUNK)
+        return 0
+
+    compress_stream(copy, gz, zst, threads)
 
 
 def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path) -> None:
