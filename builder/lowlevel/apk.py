@@ -152,8 +152,8 @@ def add_with_optional(c: Runs, command_for: Callable[[Sequence[str]], Sequence[s
         for _ in range(2):
             wanted = [*req, *attempt]
             outcome = add(c, command_for(wanted), wanted, on_output=on_output)
-            if outcome.ok:
-                return _only(outcome, req), attempt, [p for p in opt if p not in attempt]
+            if outcome.ok:  # nothing missing: the outcome holds for the required ones too
+                return outcome, attempt, [p for p in opt if p not in attempt]
             absent = unavailable_names(outcome.output)
             if not absent or absent & set(req) or not absent & set(attempt):
                 break
@@ -165,12 +165,6 @@ def add_with_optional(c: Runs, command_for: Callable[[Sequence[str]], Sequence[s
         return added, [], opt
     installed, missing = add_available(c, command_for, opt, on_output=on_output)
     return added, installed, missing
-
-
-def _only(outcome: AddOutcome, packages: Sequence[str]) -> AddOutcome:
-    """``outcome`` as it concerns ``packages`` alone."""
-    return AddOutcome(outcome.command, outcome.exit_code, outcome.output,
-                      tuple(p for p in outcome.missing if p in packages), outcome.warnings)
 
 
 def version_of(c: Runs) -> str:
