@@ -20,7 +20,7 @@ import zstandard
 from builder.naming import ArchiveName
 from builder.platforms import get_arch
 from builder.progress import NullReporter
-from builder.stages.pack import CHUNK, compress_stream, pack
+from builder.stages.pack import CHUNK, GZIP_LEVEL, compress_stream, pack
 
 NAME = ArchiveName("3.12.8", get_arch("x86_64"))
 
@@ -247,6 +247,6 @@ def test_gzip_falls_back_to_zlib_without_zlib_ng(tmp_path: Path,
     """Hosts without a zlib-ng wheel (e.g. ppc64le) still pack, with zlib, and say so."""
     monkeypatch.setitem(sys.modules, "zlib_ng", None)  # import zlib_ng raises ImportError
     packed = pack(_tree(tmp_path), NAME, tmp_path / "out", {}, 5000, NullReporter())
-    assert packed.data["archives"]["tar.gz"]["compressor"] == "zlib 6"
+    assert packed.data["archives"]["tar.gz"]["compressor"] == f"zlib {GZIP_LEVEL}"
     with tarfile.open(packed.gz) as tar:
         assert "python/bin/python3.12" in tar.getnames()
