@@ -19,7 +19,7 @@ from builder.errors import (
 )
 from builder.lowlevel.extract import extract
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS, ROOTFS_LIMITS, Limits
-from builder.stages.acquire import rootfs_transform, skip_in_export
+from builder.stages.acquire import export_transform, rootfs_transform, skip_in_export
 
 MiB = 1 << 20
 
@@ -335,6 +335,25 @@ def test_a_stream_with_a_transform_and_a_skip_predicate(tmp_path: Path) -> None:
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
         "usr", "usr/lib", "usr/lib/libz.so.1"]
     assert result.skipped == 4  # proc, proc/x, the man page and the link to it
+
+
+def test_the_export_drops_busybox_applet_links_and_keeps_the_rest(tmp_path: Path) -> None:
+    data = _tar_bytes([
+        _member("bin", tarfile.DIRTYPE), _member("bin/busybox"),
+        _member("bin/sh", tarfile.SYMTYPE, "/bin/busybox"),
+        _member("usr/bin/[", tarfile.SYMTYPE, "../../bin/busybox"),
+        _member("usr/bin/python3.12"),
+        _member("usr/bin/python3", tarfile.SYMTYPE, "python3.12"),
+        _member("usr/lib/libz.so.1", tarfile.SYMTYPE, "/usr/lib/libz.so.1.3"),
+        _member("usr/lib/libz.so.1.3"),
+    ])
+    dest = tmp_path / "root"
+    result = extract(io.BytesIO(data), dest, ROOTFS_LIMITS, transform=export_transform)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
+        "bin", "bin/busybox", "usr", "usr/bin", "usr/bin/python3", "usr/bin/python3.12",
+        "usr/lib", "usr/lib/libz.so.1", "usr/lib/libz.so.1.3"]
+    assert os.readlink(dest / "usr/lib/libz.so.1") == "libz.so.1.3"
+    assert result.skipped == 2
 
 
 def test_interrupted_extraction_leaves_no_tree(tmp_path: Path) -> None:
