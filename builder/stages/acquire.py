@@ -25,7 +25,7 @@ from builder.lowlevel.apkdb import ApkPackage, parse_installed
 from builder.lowlevel.apkversion import upstream_version
 from builder.lowlevel.container import Container, docker_client, ensure_image
 from builder.lowlevel.extract import extract, normalise_name
-from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.jsonio import read_json_object, write_json
 from builder.lowlevel.rootfs import APK_DB_CAP, SMALL_FILE, read_in_root
 from builder.lowlevel.tarstream import ROOTFS_LIMITS
 from builder.platforms import Arch
@@ -124,28 +124,34 @@ class Acquired:
 
     @classmethod
     def load(cls, directory: Path) -> Acquired:
+        """What :meth:`save` wrote (capped; anything else is a StageError saying to rerun)."""
         path = directory / FACTS_NAME
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
+        if not path.exists():
             raise StageError(
                 f"{directory} holds no {FACTS_NAME}",
                 hint="run `musl-pbs build` (or its acquire stage) first",
-            ) from None
-        packages = tuple(
-            ApkPackage(**{**p, "files": tuple(PurePosixPath(f) for f in p.get("files", ()))})
-            for p in data.pop("packages")
-        )
-        data.pop("directory", None)
-        return cls(
-            directory=directory,
-            python=PythonFacts.from_json(data.pop("python")),
-            packages=packages,
-            installed=tuple(data.pop("installed")),
-            image_digests=tuple(data.pop("image_digests", ())),
-            missing_optional=tuple(data.pop("missing_optional", ())),
-            **data,
-        )
+            )
+        data = read_json_object(path, cap=APK_DB_CAP, what="acquire's facts",
+                                error=StageError)
+        try:
+            packages = tuple(
+                ApkPackage(**{**p, "files": tuple(PurePosixPath(f) for f in p.get("files", ()))})
+                for p in data.pop("packages")
+            )
+            data.pop("directory", None)
+            return cls(
+                directory=directory,
+                python=PythonFacts.from_json(data.pop("python")),
+                packages=packages,
+                installed=tuple(data.pop("installed")),
+                image_digests=tuple(data.pop("image_digests", ())),
+                missing_optional=tuple(data.pop("missing_optional", ())),
+                **data,
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise StageError(f"{path} is not what this musl-pbs writes ({type(e).__name__}: "
+                             f"{e})", hint="run `musl-pbs build` again: it acquires afresh"
+                             ) from None
 
 
 def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:

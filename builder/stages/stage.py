@@ -7,7 +7,6 @@ and the shared-library closure of the interpreter and every extension module in 
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import shutil
 import stat
@@ -17,8 +16,9 @@ from pathlib import Path, PurePosixPath
 
 from builder.config import Recipe
 from builder.errors import StageError, UnsafeElfError
+from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.elf import is_elf
-from builder.lowlevel.jsonio import write_json
+from builder.lowlevel.jsonio import read_json_object, write_json
 from builder.lowlevel.links import detach, link_or_copy
 from builder.lowlevel.rootfs import resolve_in_root
 from builder.platforms import Arch
@@ -50,8 +50,23 @@ class Staged:
 
     @classmethod
     def load(cls, directory: Path) -> Staged:
-        data = json.loads((directory / STAGE_FACTS).read_text())
-        return cls(directory, dict(data["bundled"]), dict(data["origins"]))
+        """What :meth:`save` wrote (capped; anything else is a StageError saying to rerun)."""
+        path = directory / STAGE_FACTS
+        data = read_json_object(path, cap=CAP_MANIFEST, what="stage's facts", error=StageError)
+        bundled, origins = _names_to_paths(data.get("bundled")), _names_to_paths(
+            data.get("origins"))
+        if bundled is None or origins is None:
+            raise StageError(f"{path} is not what this musl-pbs writes (bundled and origins "
+                             "must map names to paths)", hint="run `musl-pbs build` again")
+        return cls(directory, bundled, origins)
+
+
+def _names_to_paths(value: object) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return None
+    return dict(value)
 
 
 def _inside(path: Path, root: Path, *, follow: bool) -> bool:
