@@ -330,7 +330,7 @@ class ChunkReader(io.RawIOBase):
             self._queue = queue.Queue(maxsize=ahead)
             self._pump = threading.Thread(target=self._fetch_ahead, name="export-reader",
                                           daemon=True)
-            self._pump.start()
+            start_shielded([self._pump])  # as pack starts its threads (lowlevel/threads)
 
     def _offer(self, item: bytes | BaseException) -> bool:
         assert self._queue is not None
