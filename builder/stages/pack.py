@@ -287,14 +287,19 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
     except BaseException as e:
         stop.set()
         join_all(jobs)
-        failures = [x for x in errors if not isinstance(x, _Stopped)]
-        if isinstance(e, _Stopped) and failures:
-            raise failures[0] from None
+        failure = _first_failure(errors)
+        if isinstance(e, _Stopped) and failure is not None:
+            raise failure from None  # the writer stopped because a compressor failed
         raise
-    failures = [x for x in errors if not isinstance(x, _Stopped)]
-    if failures:
-        raise failures[0]
+    failure = _first_failure(errors)
+    if failure is not None:
+        raise failure
     return count, fan.size
+
+
+def _first_failure(errors: list[BaseException]) -> BaseException | None:
+    """A compressor's own error (not its being told to stop), if any."""
+    return next((x for x in errors if not isinstance(x, _Stopped)), None)
 
 
 def update_checksums(path: Path, entries: dict[str, str]) -> None:
