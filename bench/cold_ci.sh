@@ -21,6 +21,8 @@ dir=${2:-$(mktemp -d /var/tmp/musl-pbs-cold.XXXX)}
 bridge=mpbscold0
 [ "$(id -u)" = 0 ] || { echo "cold_ci.sh: needs root (a private dockerd)" >&2; exit 2; }
 mkdir -p "$dir/home" "$dir/docker"
+chmod 755 "$dir"  # mktemp made it 0700: a CI checkout is readable by other users (the
+                  # detect-as-nobody test imports the checkout as the user nobody)
 git clone -q "$repo" "$dir/repo"
 ln -sfn "$(cd "$here/.." && pwd)/shared" "$dir/shared"
 run=/run/mpbs-cold  # short: containerd's socket paths must stay under 108 bytes
