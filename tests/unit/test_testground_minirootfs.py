@@ -3,17 +3,17 @@ download from Alpine's release server, for real, against an HTTP server on the l
 (a thread running http.server, laid out as Alpine's server is: <branch>/releases/<arch>/).
 
 Small fake tarballs with a fake pin where the real 3 MB file is not needed; one real
-tarball round trip; build-images itself, copied into a checkout with no ../shared."""
+tarball round trip; build-images itself, copied into a checkout with no ../shared (with the
+Docker engine: tests/integration/test_testground_minirootfs.py)."""
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import hashlib
 import http.server
 import io
 import os
 import random
-import re
 import shutil
 import socket
 import subprocess
@@ -79,9 +79,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[_Server]:
-    srv = _Server(tmp_path / "mirror")
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[_Server]:
+    """A _Server of ``root`` answering in a thread for the block's duration."""
+    srv = _Server(root)
     thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -90,6 +91,12 @@ def server(tmp_path: Path) -> Iterator[_Server]:
         srv.shutdown()
         srv.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[_Server]:
+    with serving(tmp_path / "mirror") as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -322,28 +329,3 @@ def test_cli_with_no_server_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
     assert "[build-images] ERROR: could not download " + REAL in r.stderr
     assert _leftovers(tmp_path / "cache") == []
-
-
-@pytest.mark.docker
-def test_build_images_downloads_in_a_checkout_without_shared(tmp_path: Path,
-                                                             server: _Server) -> None:
-    """build-images in a checkout with no ../shared: the minirootfs comes from the mirror
-    setting (a loopback server), and the image names are those of this checkout's."""
-    server.put(REAL, tarball(REAL).read_bytes(), branch="v3.20")
-    fixtures = _fresh_checkout(tmp_path)
-    args = ["--arch", "x86_64", "--python", "3.11", "--cached-only"]
-    here = subprocess.run([sys.executable, str(REPO / "tests/fixtures/build-images"), *args],
-                          capture_output=True, text=True, timeout=120, check=False)
-    there = subprocess.run([sys.executable, str(fixtures / "build-images"), *args],
-                           env=_env(tmp_path, server.url), capture_output=True, text=True,
-                           timeout=120, check=False)
-    assert "Traceback" not in there.stderr
-    assert there.returncode == here.returncode in (0, 3), there.stderr
-    image = re.compile(r"musl-pbs-testground/alpine-like:\S+")
-    assert image.findall(there.stdout + there.stderr) == image.findall(here.stdout + here.stderr)
-    assert image.findall(there.stdout + there.stderr)
-    assert server.requests == ["/v3.20/releases/x86_64/" + REAL]
-    assert f"[minirootfs] downloading {server.url}/v3.20/releases/x86_64/{REAL}" in there.stderr
-    assert _leftovers(tmp_path / "cache") == [REAL]
-    with gzip.open(tmp_path / "cache" / REAL) as f:
-        assert f.read(512)  # a real gzip stream
