@@ -2,7 +2,7 @@
 # `.ci/run` in a fresh clone as a newcomer has it: no ../shared beside it, the official Alpine
 # minirootfs tarballs downloaded through the documented setting, MUSL_PBS_ALPINE_MIRROR,
 # from a mirror on the loopback (no Alpine mirror is reachable here):
-#   bench/fresh_clone_offline.sh [--quick | --with-shared] [DIR]
+#   bench/fresh_clone_offline.sh [--quick] [--with-shared] [DIR]
 # - a `git clone` of this checkout's HEAD in DIR/clone (default DIR: a new
 #   /var/tmp/musl-pbs-fresh.XXXX), nothing beside it;
 # - a loopback HTTP server (python3 -m http.server) serving the tarballs, laid out as Alpine's
@@ -18,8 +18,14 @@
 # --with-shared: the other case: ../shared beside the clone (a link to this checkout's), no
 #   server, no mirror setting.
 set -euo pipefail
-mode=full
-case "${1:-}" in --quick|--with-shared) mode=${1#--}; shift ;; esac
+mode=full shared=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) mode=quick; shift ;;
+    --with-shared) shared=1; shift ;;
+    *) break ;;
+  esac
+done
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$(mktemp -d /var/tmp/musl-pbs-fresh.XXXX)}
 mkdir -p "$dir"
@@ -31,7 +37,7 @@ unset MUSL_PBS_MINIROOTFS_DIR
 server=
 cleanup() { [ -z "$server" ] || { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; } || true; }
 trap cleanup EXIT
-if [ "$mode" = with-shared ]; then
+if [ -n "$shared" ]; then
   ln -sfn "$(cd "$here/.." && pwd)/shared" "$dir/shared"
   unset MUSL_PBS_ALPINE_MIRROR MUSL_PBS_MINIROOTFS_CACHE
 else
@@ -76,7 +82,7 @@ code=$?
 set -e
 took=$(( $(date +%s) - start ))
 what=".ci/run"; [ "$mode" = quick ] && what="setup + build-images --cached-only + 3 test files"
-printf '%s (%s) in %s: exit %s, %d min %02d s (log %s)\n' "$what" "$mode" "$dir/clone" "$code" \
+printf '%s (%s%s) in %s: exit %s, %d min %02d s (log %s)\n' "$what" "$mode" "${shared:+, beside ../shared}" "$dir/clone" "$code" \
   $((took / 60)) $((took % 60)) "$dir/ci.log"
 if [ -n "$server" ]; then
   echo "served by the loopback mirror:"
