@@ -19,18 +19,16 @@ from builder.lowlevel.container import Container, docker_client
 from builder.lowlevel.images import load_rootfs_image
 from builder.platforms import get_arch
 from builder.stages.verify import tar_for_put
+from tests.minirootfs import release
 
 pytestmark = pytest.mark.docker
 
-MINIROOTFS = Path("/work/shared/alpine/minirootfs/alpine-minirootfs-3.19.4-x86_64.tar.gz")
 IMAGE = "musl-pbs-layout/alpine-minirootfs:3.19.4-x86_64"
 
 
 @pytest.fixture(scope="module")
 def alpine_3_19_4() -> str:
     """The official 3.19.4 minirootfs, unchanged, loaded as an image (once)."""
-    if not MINIROOTFS.is_file():
-        pytest.skip(f"{MINIROOTFS} is not here")
     client = docker_client()
     try:
         client.images.get(IMAGE)
@@ -39,7 +37,7 @@ def alpine_3_19_4() -> str:
         pass
     with tempfile.TemporaryDirectory(prefix="musl-pbs-layout-") as tmp:
         layer = Path(tmp, "layer.tar")
-        with gzip.open(MINIROOTFS) as src, layer.open("wb") as dst:
+        with gzip.open(release("3.19.4", "x86_64")) as src, layer.open("wb") as dst:
             shutil.copyfileobj(src, dst)
         load_rootfs_image(client, layer, IMAGE, get_arch("x86_64"))
     return IMAGE

@@ -38,6 +38,7 @@ from builder.naming import ArchiveName, uv_install_name
 from builder.platforms import ARCHES, Arch, get_arch
 from builder.progress import NullReporter
 from builder.stages.verify import cross_probe, identify
+from tests.minirootfs import release as minirootfs_release
 
 from .conftest import built_once, find_testground
 from .test_install_in_container import tool_inputs
@@ -263,14 +264,11 @@ def test_armv7_musl_entry_is_what_uv_refused(tmp_path: Path) -> None:
 
 
 def _minirootfs_image(arch: Arch, ref: str) -> None:
-    """The official Alpine 3.20.3 minirootfs of ``arch`` as an image (../shared/alpine)."""
+    """The official Alpine 3.20.3 minirootfs of ``arch`` as an image."""
     client = docker_client()
     if client.images.list(name=ref):
         return
-    src = Path(__file__).resolve().parents[3] / "shared" / "alpine" / "minirootfs" / (
-        f"alpine-minirootfs-3.20.3-{arch.alpine}.tar.gz")
-    if not src.is_file():
-        pytest.skip(f"no Alpine minirootfs at {src}")
+    src = minirootfs_release("3.20.3", arch.alpine)
     layer = CACHE / "uv" / f"minirootfs-3.20.3-{arch.alpine}.tar"
     with gzip.open(src) as g, layer.open("wb") as f:
         shutil.copyfileobj(g, f)

@@ -9,9 +9,9 @@ import pytest
 
 from builder.lowlevel.apkdb import parse_installed
 from builder.lowlevel.apkversion import ApkVersion, at_least, compare, is_valid, upstream_version
+from tests.minirootfs import FACTS
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "apk"
-FACTS = Path("/work/shared/alpine/facts")
 OPS = {-1: "<", 0: "=", 1: ">"}
 
 

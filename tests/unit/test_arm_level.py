@@ -21,9 +21,9 @@ from builder.lowlevel.crossext import zig_command
 from builder.lowlevel.elf import arm_attributes, is_elf
 from builder.platforms import ARCHES, get_arch
 from builder.stages.audit import arm_level_findings, audit_elves, rules_for
+from tests.minirootfs import release as minirootfs
 
 ARMHF, ARMV7 = get_arch("armhf"), get_arch("armv7")
-MINIROOTFS = Path("/work/shared/alpine/minirootfs")
 SOURCE = "int triple(int x) { return 3 * x; }\nint main(void) { return triple(0); }\n"
 # -mcpu -> what its code is: (Tag_CPU_arch name, Thumb-2?)
 CPUS = {
@@ -143,14 +143,13 @@ def test_the_audit_names_the_file_and_the_rule(built: dict[str, Path], tmp_path:
     assert "elf-arm-level" not in rules_for(get_arch("x86_64"))
 
 
-@pytest.mark.skipif(not MINIROOTFS.is_dir(), reason="the official Alpine minirootfs tarballs")
 @pytest.mark.parametrize(("port", "other"), [("armhf", "armv7"), ("armv7", "armhf")])
 def test_real_alpine_elves_fit_their_own_port_only(port: str, other: str,
                                                     tmp_path: Path) -> None:
     """Every ELF of the official 3.20.3 minirootfs passes its own port's level and fails the
     other's. One exception: armhf's musl loader says Thumb-2 (musl selects its ARMv7
     atomics at run time); the loader is never in an archive (musl is the system's)."""
-    with tarfile.open(MINIROOTFS / f"alpine-minirootfs-3.20.3-{port}.tar.gz") as tar:
+    with tarfile.open(minirootfs("3.20.3", port)) as tar:
         regular = [m for m in tar.getmembers() if m.isreg()]  # links: busybox applets
         tar.extractall(tmp_path, members=regular, filter="data")
     elves = [p for p in sorted(tmp_path.rglob("*")) if is_elf(p)]

@@ -14,17 +14,14 @@ from builder.errors import UnsafeElfError
 from builder.lowlevel.elf import read_elf
 from builder.stages.closure import DEFAULT_MUSL_PATH, check_needed_name, compute_closure
 from builder.stages.stage import _copy_entry, _copy_tree
+from tests.minirootfs import release
 
-MINIROOTFS = (Path(__file__).resolve().parents[3] / "shared/alpine/minirootfs"
-              / "alpine-minirootfs-3.20.3-x86_64.tar.gz")
 LIBC = b"libc.musl-x86_64.so.1"
 
 
 def _libz(tmp_path: Path, needed: bytes) -> Path:
     """libz.so.1.3.1 of Alpine 3.20 whose DT_NEEDED (libc.musl-x86_64.so.1) now says ``needed``."""
-    if not MINIROOTFS.is_file():
-        pytest.fail(f"{MINIROOTFS} is missing (see ../shared/alpine/README.md)")
-    with tarfile.open(MINIROOTFS) as tar:
+    with tarfile.open(release("3.20.3", "x86_64")) as tar:
         f = tar.extractfile("./lib/libz.so.1.3.1")
         assert f is not None
         data = f.read()

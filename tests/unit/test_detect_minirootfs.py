@@ -11,16 +11,14 @@ import pytest
 from builder.host.detect import detect
 from builder.lowlevel.apkdb import parse_installed
 from builder.lowlevel.apkversion import compare, upstream_version
+from tests.minirootfs import NAMES
+from tests.minirootfs import tarball as minirootfs
 
-MINIROOTFS = Path("/work/shared/alpine/minirootfs")
-TARBALLS = sorted(p.name for p in MINIROOTFS.glob("alpine-minirootfs-*.tar.gz"))
 
-
-@pytest.mark.skipif(not TARBALLS, reason="the official Alpine minirootfs tarballs")
-@pytest.mark.parametrize("tarball", TARBALLS)
+@pytest.mark.parametrize("tarball", NAMES)
 def test_detect_real_alpine(tarball: str, tmp_path: Path) -> None:
     root = tmp_path / "root"
-    with tarfile.open(MINIROOTFS / tarball) as tar:
+    with tarfile.open(minirootfs(tarball)) as tar:
         # the official tarballs, into a temporary dir: absolute links (bin/chown ->
         # /bin/busybox) are kept, as detect resolves them inside the root
         wanted = [m for m in tar if m.name.startswith(("./bin", "./lib", "./usr/bin/env"))]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from builder.extensions import full_build, lacking
 from builder.lowlevel.apkdb import parse_installed
+from tests.minirootfs import FACTS
 
-DB = Path("/work/shared/alpine/facts/alpine-3.18.3-x86_64-lib-apk-db-installed")
+DB = FACTS / "alpine-3.18.3-x86_64-lib-apk-db-installed"
 TEST_MODULE_PREFIXES = ("_test", "_ctypes_test", "_xxtestfuzz", "xxlimited", "xxsubtype")
 
 

@@ -9,10 +9,10 @@ import pytest
 from builder.cli import main
 from builder.config import load_matrix
 from builder.release.matrix_update import index_url, read_index
+from tests.minirootfs import FACTS
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "alpine"
 RELEASES_JSON = DATA / "releases.json"
-FACTS = Path("/work/shared/alpine/facts")
 REAL_INDEX = next(iter(sorted(FACTS.glob("APKINDEX-v3.22-main-x86_64-*.tar.gz"))), None)
 needs_index = pytest.mark.skipif(REAL_INDEX is None, reason="the real v3.22 APKINDEX")
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, loader_symbols
 from builder.platforms import ARCHES
-
-MINIROOTFS = Path("/work/shared/alpine/minirootfs")
-needs_minirootfs = pytest.mark.skipif(not MINIROOTFS.is_dir(), reason="the Alpine minirootfs")
+from tests.minirootfs import release as minirootfs
 
 
 def real_loader(tmp_path: Path, release: str, arch: str = "x86_64") -> Path:
     """The loader file of an official minirootfs, unpacked into ``tmp_path``."""
-    tarball = MINIROOTFS / f"alpine-minirootfs-{release}-{arch}.tar.gz"
+    tarball = minirootfs(release, arch)
     name = ARCHES[arch].loader
     with tarfile.open(tarball) as tar:
         f = tar.extractfile(f".{name}")
@@ -78,7 +74,6 @@ def test_floor_never_above_the_release_it_was_built_on() -> None:
     assert load_table().floor("x86_64", {"crypt_r"}, "1.2.4").version == "1.2.4"
 
 
-@needs_minirootfs
 def test_real_loaders_agree_with_the_table(tmp_path: Path) -> None:
     old = loader_symbols(real_loader(tmp_path, "3.19.4"))
     new = loader_symbols(real_loader(tmp_path, "3.20.3"))
@@ -89,12 +84,11 @@ def test_real_loaders_agree_with_the_table(tmp_path: Path) -> None:
     assert s is not None and new == (s.exports, s.lfs64)
 
 
-@needs_minirootfs
 def test_imported_from_libc_of_real_alpine_files(tmp_path: Path) -> None:
     """apk with its libraries from the 3.20.3 minirootfs: what they define is not counted."""
     tree = tmp_path / "tree"
     tree.mkdir()
-    with tarfile.open(MINIROOTFS / "alpine-minirootfs-3.20.3-x86_64.tar.gz") as tar:
+    with tarfile.open(minirootfs("3.20.3", "x86_64")) as tar:
         for name in ("./sbin/apk", "./lib/libapk.so.2.14.0", "./lib/libcrypto.so.3",
                      "./lib/libssl.so.3", "./lib/libz.so.1.3.1"):
             f = tar.extractfile(name)
@@ -107,7 +101,6 @@ def test_imported_from_libc_of_real_alpine_files(tmp_path: Path) -> None:
     assert floor.missing_by_version["1.2.5"] == []
 
 
-@needs_minirootfs
 def test_verify_judges_the_images_own_loader(tmp_path: Path) -> None:
     """verify's check, fed the real 3.19.4 and 3.20.3 loaders as an image would hand them."""
     from builder.platforms import get_arch
@@ -130,13 +123,12 @@ def test_verify_judges_the_images_own_loader(tmp_path: Path) -> None:
     assert new.ok and "all 4 symbols" in new.detail
 
 
-@needs_minirootfs
 def test_a_file_whose_library_is_missing_does_not_count(tmp_path: Path) -> None:
     """apk without libapk in the tree: what apk imports may be libapk's, so it is left out
     (the static audit names the missing library); libz, complete, still counts."""
     tree = tmp_path / "tree"
     tree.mkdir()
-    with tarfile.open(MINIROOTFS / "alpine-minirootfs-3.20.3-x86_64.tar.gz") as tar:
+    with tarfile.open(minirootfs("3.20.3", "x86_64")) as tar:
         for name in ("./sbin/apk", "./lib/libz.so.1.3.1"):
             f = tar.extractfile(name)
             assert f is not None

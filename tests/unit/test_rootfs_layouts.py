@@ -18,20 +18,16 @@ from builder.lowlevel.tarstream import ROOTFS_LIMITS
 from builder.platforms import get_arch
 from builder.stages.acquire import installed_packages, release_of, rootfs_transform
 from builder.stages.closure import compute_closure, system_search_dirs
+from tests.minirootfs import release
 from tests.usrmerge import usr_merge
 
-# The official minirootfs tarballs live beside the repository (../shared/alpine/README.md).
-MINIROOTFS = (Path(__file__).resolve().parents[3] / "shared/alpine/minirootfs"
-              / "alpine-minirootfs-3.20.3-x86_64.tar.gz")
 X86_64 = get_arch("x86_64")
 
 
 @pytest.fixture(scope="module")
 def minirootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not MINIROOTFS.is_file():
-        pytest.fail(f"{MINIROOTFS} is missing (see ../shared/alpine/README.md)")
     root = tmp_path_factory.mktemp("mini") / "root"
-    extract(MINIROOTFS, root, ROOTFS_LIMITS, transform=rootfs_transform)
+    extract(release("3.20.3", "x86_64"), root, ROOTFS_LIMITS, transform=rootfs_transform)
     return root
 
 
