@@ -6,6 +6,7 @@ import atexit
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -91,21 +92,35 @@ class ConfigFiles:
                               "current directory; --matrix FILE names another)") from None
 
 
+def _cwd() -> Path | None:
+    try:
+        return Path.cwd()
+    except OSError:  # removed under us: no ./matrix.yaml then
+        return None
+
+
+def _is(path: Path, test: Callable[[Path], bool]) -> bool:
+    try:
+        return test(path)
+    except OSError:  # e.g. a directory we may not search
+        return False
+
+
 def find_config(matrix: Path | None = None, recipes: Path | None = None,
                 cwd: Path | None = None) -> ConfigFiles:
     """The files to use: ``--matrix``/``--recipes`` when given; else ./matrix.yaml and the
     recipes/ beside it; else musl-pbs's default (the repository's, shipped in the package)."""
-    here = (cwd or Path.cwd()).absolute()
+    here = cwd.absolute() if cwd else _cwd()
     if matrix is not None:
         matrix_path, matrix_from = matrix, FROM_FLAG.format(flag="--matrix")
-    elif (here / "matrix.yaml").is_file():
+    elif here and _is(here / "matrix.yaml", Path.is_file):
         matrix_path, matrix_from = here / "matrix.yaml", FROM_CWD
     else:
         matrix_path, matrix_from = DEFAULT_MATRIX, FROM_DEFAULT
     beside = matrix_path.parent / "recipes"
     if recipes is not None:
         recipes_path, recipes_from = recipes, FROM_FLAG.format(flag="--recipes")
-    elif matrix_from != FROM_DEFAULT and beside.is_dir():
+    elif matrix_from != FROM_DEFAULT and _is(beside, Path.is_dir):
         recipes_path, recipes_from = beside, FROM_BESIDE
     else:
         recipes_path, recipes_from = DEFAULT_RECIPES, FROM_DEFAULT

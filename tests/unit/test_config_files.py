@@ -178,3 +178,14 @@ def test_python_dash_m_builder(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "builder", "--version"], cwd=tmp_path,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "musl-pbs 0.1.0"
+
+
+def test_a_removed_current_directory_means_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert main(["matrix", "--format", "json"]) == 0
+    assert f"matrix: {DEFAULT_MATRIX} (musl-pbs's default)" in capsys.readouterr().err
