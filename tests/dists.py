@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import __version__ as VERSION
+from builder import __version__
 
 REPO = Path(__file__).resolve().parent.parent
+VERSION = __version__
 
 
 def build_dists(out: Path, isolation: bool) -> tuple[Path, Path]:

@@ -58,9 +58,10 @@ def test_the_metadata_an_index_shows(dists: tuple[Path, Path]) -> None:
     assert meta["Name"] == "musl-pbs" and meta["Version"] == VERSION
     assert meta["License-Expression"] == "MIT" and meta["License-File"] == "LICENSE"
     assert meta["Requires-Python"] == ">=3.11"
-    assert "Operating System :: POSIX :: Linux" in meta.get_all("Classifier")
+    assert "Operating System :: POSIX :: Linux" in (meta.get_all("Classifier") or [])
     assert meta["Description-Content-Type"] == "text/markdown"
-    assert meta.get_payload().strip() == (REPO / "README.md").read_text().strip()
+    body = meta.get_payload()
+    assert isinstance(body, str) and body.strip() == (REPO / "README.md").read_text().strip()
     assert "musl-pbs = builder.cli:entry" in entry_points
 
 
