@@ -88,8 +88,8 @@ class ConfigFiles:
         except ConfigError as e:
             if self.matrix_from != FROM_CWD:
                 raise
-            raise ConfigError(e.message, hint=f"{e.hint} (this matrix.yaml was taken from the "
-                              "current directory; --matrix FILE names another)") from None
+            raise ConfigError(e.message, hint=f"{e.hint}. This matrix.yaml was taken from the "
+                              "current directory: --matrix FILE names another") from None
 
 
 def _cwd() -> Path | None:

@@ -119,7 +119,7 @@ def test_a_broken_matrix_here_says_where_it_came_from(
     assert main(["matrix"]) == 4
     err = " ".join(capsys.readouterr().err.split())
     assert "unknown key" in err
-    assert "taken from the current directory; --matrix FILE names another" in err
+    assert "taken from the current directory: --matrix FILE names another" in err
 
 
 def test_help_names_the_files_in_use(
