@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +20,116 @@ from builder.lowlevel.boundedio import CAP_CONFIG, read_capped_text
 from builder.lowlevel.yamlio import parse_yaml
 from builder.platforms import get_arch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MATRIX = REPO_ROOT / "matrix.yaml"
-DEFAULT_RECIPES = REPO_ROOT / "recipes"
+# musl-pbs's own matrix.yaml and recipes/. The repository root holds the one copy; a built
+# package carries it as package data in builder/defaults/ (setup.py copies it there, MANIFEST.in
+# puts it in the sdist).
+PACKAGED = "defaults"
+
+
+def _extracted(packaged: Traversable) -> Path:
+    """The packaged defaults as real files, for an import from a zip (a wheel on sys.path):
+    copied to a temporary directory removed at exit."""
+    root = Path(tempfile.mkdtemp(prefix="musl-pbs-defaults-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    (root / "recipes").mkdir()
+    (root / "matrix.yaml").write_bytes((packaged / "matrix.yaml").read_bytes())
+    for recipe in (packaged / "recipes").iterdir():
+        if recipe.name.endswith(".yaml"):
+            (root / "recipes" / recipe.name).write_bytes(recipe.read_bytes())
+    return root
+
+
+def defaults_dir() -> Path:
+    """Where musl-pbs's own matrix.yaml and recipes/ are: the repository root when the package
+    runs from a checkout (editable install, tests), else the copy inside the package."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "matrix.yaml").is_file():
+        return checkout
+    packaged = resources.files("builder") / PACKAGED
+    if isinstance(packaged, Path):
+        return packaged
+    return _extracted(packaged)
+
+
+DEFAULTS_DIR = defaults_dir()
+DEFAULT_MATRIX = DEFAULTS_DIR / "matrix.yaml"
+DEFAULT_RECIPES = DEFAULTS_DIR / "recipes"
 _MINOR = re.compile(r"^3\.\d+$")
+
+# Where a command's matrix.yaml and recipes/ came from (ConfigFiles.*_from).
+FROM_FLAG = "given with {flag}"
+FROM_CWD = "from the current directory"
+FROM_BESIDE = "beside that matrix.yaml"
+FROM_DEFAULT = "musl-pbs's default"
+
+# What --help says about the search order (build, matrix, alpine).
+MATRIX_ORDER = "./matrix.yaml when the current directory has one, else musl-pbs's default"
+RECIPES_ORDER = ("the recipes/ beside the matrix.yaml in use when that is not musl-pbs's "
+                 "default and has one, else musl-pbs's default")
+
+
+@dataclass(frozen=True)
+class ConfigFiles:
+    """The matrix.yaml and recipes/ a command uses, and where each came from: the flag wins,
+    then ./matrix.yaml (a release repository's own, recipes/ beside it), then the default."""
+
+    matrix: Path
+    matrix_from: str
+    recipes: Path
+    recipes_from: str
+
+    def describe(self) -> str:
+        return (f"matrix: {self.matrix} ({self.matrix_from}); "
+                f"recipes: {self.recipes} ({self.recipes_from})")
+
+    def load_matrix(self) -> Matrix:
+        try:
+            return load_matrix(self.matrix)
+        except ConfigError as e:
+            if self.matrix_from != FROM_CWD:
+                raise
+            raise ConfigError(e.message, hint=f"{e.hint}. This matrix.yaml was taken from the "
+                              "current directory: --matrix FILE names another") from None
+
+
+def _cwd() -> Path | None:
+    try:
+        return Path.cwd()
+    except OSError:  # removed under us: no ./matrix.yaml then
+        return None
+
+
+def _is(path: Path, test: Callable[[Path], bool]) -> bool:
+    try:
+        return test(path)
+    except OSError:  # e.g. a directory we may not search
+        return False
+
+
+def find_config(matrix: Path | None = None, recipes: Path | None = None,
+                cwd: Path | None = None) -> ConfigFiles:
+    """The files to use: ``--matrix``/``--recipes`` when given; else ./matrix.yaml and the
+    recipes/ beside it; else musl-pbs's default (the repository's, shipped in the package)."""
+    here = cwd.absolute() if cwd else _cwd()
+    if matrix is not None:
+        matrix_path, matrix_from = matrix, FROM_FLAG.format(flag="--matrix")
+    elif here and _is(here / "matrix.yaml", Path.is_file):
+        matrix_path, matrix_from = here / "matrix.yaml", FROM_CWD
+    else:
+        matrix_path, matrix_from = DEFAULT_MATRIX, FROM_DEFAULT
+    beside = matrix_path.parent / "recipes"
+    if recipes is not None:
+        recipes_path, recipes_from = recipes, FROM_FLAG.format(flag="--recipes")
+    elif matrix_from != FROM_DEFAULT and _is(beside, Path.is_dir):
+        recipes_path, recipes_from = beside, FROM_BESIDE
+    else:
+        recipes_path, recipes_from = DEFAULT_RECIPES, FROM_DEFAULT
+    return ConfigFiles(matrix_path, matrix_from, recipes_path, recipes_from)
+
+
+def help_text(what: str, order: str, path: Path, origin: str) -> str:
+    """An argparse help naming the file in use now (``%`` escaped for argparse)."""
+    return f"{what}. Default: {order}. Now: {path} ({origin})".replace("%", "%%")
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ class UnknownArchError(UsageError):
 class ConfigError(MuslPbsError):
     exit_code = 4
     default_hint = (
-        "fix the file at the line named above; matrix.yaml and recipes/python3.X.yaml of "
-        "the repository show the expected layout"
+        "fix the file at the line named above; musl-pbs's default matrix.yaml and "
+        "recipes/python3.X.yaml show the expected layout (`musl-pbs build --help` names them)"
     )
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from rich.console import Console
 
-from builder.config import DEFAULT_MATRIX, load_matrix
+from builder.config import FROM_DEFAULT, MATRIX_ORDER, find_config, help_text
+from builder.errors import UsageError
 from builder.release.alpine_releases import (
     ended_releases,
     load_state,
@@ -76,7 +77,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser, matrix_help: str) -> None:
-    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help=matrix_help)
+    files = find_config()
+    p.add_argument("--matrix", type=Path, metavar="FILE",
+                   help=help_text(matrix_help, MATRIX_ORDER, files.matrix, files.matrix_from))
     p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                    help="network timeout for a URL (default: 20)")
     p.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
@@ -84,7 +87,7 @@ def _common(p: argparse.ArgumentParser, matrix_help: str) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    matrix = load_matrix(args.matrix)
+    matrix = find_config(args.matrix).load_matrix()
     state = load_state(args.state)
     doc = read_document(args.releases, timeout=args.timeout)
     found = new_targets(doc, state, matrix)
@@ -101,7 +104,12 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _update_matrix(args: argparse.Namespace) -> int:
-    matrix = load_matrix(args.matrix)
+    files = find_config(args.matrix)
+    if files.matrix_from == FROM_DEFAULT:
+        raise UsageError(f"update-matrix edits a matrix.yaml in place; it will not edit "
+                         f"musl-pbs's default ({files.matrix})",
+                         hint="run it where your matrix.yaml is, or pass --matrix FILE")
+    matrix = files.load_matrix()
     doc = read_document(args.releases, timeout=args.timeout)
     change = plan(doc, matrix, args.today or date.today(),
                   mirror_lookup(args.mirror, args.timeout))
@@ -109,7 +117,7 @@ def _update_matrix(args: argparse.Namespace) -> int:
     for note in change.notes:
         err.print(f"note: {note}")
     if change.empty:
-        err.print(f"{args.matrix}: follows Alpine already")
+        err.print(f"{files.matrix}: follows Alpine already")
         return 0
     apply(matrix, change)
     for e in change.dropped:

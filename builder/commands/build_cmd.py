@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from builder.build import build_target
-from builder.config import DEFAULT_MATRIX, DEFAULT_RECIPES, Matrix, load_matrix
+from builder.config import MATRIX_ORDER, RECIPES_ORDER, Matrix, find_config, help_text
 from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
 from builder.lowlevel.outdir import check_writable_dir
 from builder.multi import Built, LogReporter, Runner, summary
@@ -26,6 +26,7 @@ from builder.stages.verify import verify_archive
 
 
 def add_parser(sub: Any) -> None:
+    files = find_config()
     p: argparse.ArgumentParser = sub.add_parser(
         "build", help="build relocatable archives from Alpine's python3"
     )
@@ -40,9 +41,11 @@ def add_parser(sub: Any) -> None:
                    "or ARCH; repeatable)")
     p.add_argument("--python", metavar="X.Y", help="recipe to install with (default: the "
                    "release's Python in the matrix; the installed version decides in the end)")
-    p.add_argument("--recipes", type=Path, default=DEFAULT_RECIPES, metavar="DIR",
-                   help="directory of pythonX.Y.yaml recipes (a minor without one is built "
-                   "with a default recipe, and the manifest says recipe: default)")
+    p.add_argument("--recipes", type=Path, metavar="DIR",
+                   help=help_text("directory of pythonX.Y.yaml recipes (a minor without one "
+                                  "is built with a default recipe, and the manifest says "
+                                  "recipe: default)", RECIPES_ORDER, files.recipes,
+                                  files.recipes_from))
     p.add_argument("--jobs", "-j", type=int, default=1, help="targets built at once (1)")
     p.add_argument("--verify", action="store_true", help="verify each archive after building")
     p.add_argument("--verify-image", action="append", metavar="[TARGET=]IMAGE",
@@ -53,7 +56,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--work", type=Path, default=Path("build"), help="work directory (build/)")
     p.add_argument("--base-url", help="where dist/ will be served from, for the URLs in "
                    "dist/download-metadata.json (default: its file:// URL)")
-    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix.yaml to use")
+    p.add_argument("--matrix", type=Path, metavar="FILE",
+                   help=help_text("matrix.yaml to use", MATRIX_ORDER, files.matrix,
+                                  files.matrix_from))
     p.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream command output")
     p.set_defaults(run=run)
@@ -88,8 +93,9 @@ def _targets(args: argparse.Namespace, matrix: Matrix) -> list[Target]:
                    matrix.image_for(tag, arch.alpine))]
 
 
-def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporter: Reporter,
-               work: Path, claim: Callable[[ArchiveName], None] | None = None,
+def _build_one(args: argparse.Namespace, matrix: Matrix, recipes: Path, target: Target,
+               reporter: Reporter, work: Path,
+               claim: Callable[[ArchiveName], None] | None = None,
                threads: int | None = None) -> dict[str, Any]:
     result = build_target(
         arch=target.arch,
@@ -103,7 +109,7 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, target: Target, reporte
         base_url=args.base_url,
         claim=claim,
         threads=threads,
-        recipes_dir=args.recipes,
+        recipes_dir=recipes,
     )
     if args.verify:
         report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),
@@ -128,15 +134,18 @@ def stage_seconds(timings: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    matrix = load_matrix(args.matrix)
+    files = find_config(args.matrix, args.recipes)
+    matrix = files.load_matrix()
     targets = _targets(args, matrix)
     check_writable_dir(args.out, "--out")  # before minutes of work, not after
     check_writable_dir(args.work, "--work")
     err = Console(stderr=True)
+    if not args.quiet:
+        err.print(files.describe(), highlight=False, soft_wrap=True)
     if len(targets) == 1 and args.jobs <= 1 and not (args.all or args.target):
         target = targets[0]
-        done = _build_one(args, matrix, target, ConsoleReporter(verbose=not args.quiet),
-                          args.work / target.arch.alpine)
+        done = _build_one(args, matrix, files.recipes, target,
+                          ConsoleReporter(verbose=not args.quiet), args.work / target.arch.alpine)
         if args.json:
             print(json.dumps(done["manifest"], indent=2, sort_keys=True))
         else:
@@ -165,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         return claim
 
     def job(target: Target, reporter: LogReporter) -> Built:
-        done = _build_one(args, matrix, target, reporter,
+        done = _build_one(args, matrix, files.recipes, target, reporter,
                           args.work / f"{target.release}-{target.arch.alpine}",
                           claim_for(target), threads)
         return Built(Path(done["paths"][0]),
