@@ -18,6 +18,7 @@ from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import engine_errors, finish_removals
 from builder.lowlevel.jsonio import read_json, write_json
 from builder.lowlevel.muslfloor import imported_from_libc, load_table
+from builder.lowlevel.outdir import writing
 from builder.lowlevel.patcher import Patchelf
 from builder.naming import ArchiveName
 from builder.platforms import Arch
@@ -138,10 +139,12 @@ def build_target(
         info = manifest_fields(acquired, staged, relocated, recipe, arch)
         packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter,
                       threads)
-        write_sbom(packed, name)
-        write_download_metadata(out_dir, base_url)
+        with writing(f"the outputs in {out_dir}"):
+            write_sbom(packed, name)
+            write_download_metadata(out_dir, base_url)
         timings = timer.finish()
-        write_json(work_dir / TIMINGS, timings)
+        with writing(f"the timings in {work_dir}"):
+            write_json(work_dir / TIMINGS, timings)
     finally:
         finish_removals()
     return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start, timings)
