@@ -12,7 +12,7 @@ from typing import Any
 
 from builder.config import DEFAULT_RECIPES, Matrix, Recipe, find_recipe
 from builder.errors import ReleaseInputError
-from builder.extensions import lacking
+from builder.extensions import extension_suffixes, lacking
 from builder.lowlevel.apkdb import ApkPackage
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import engine_errors, finish_removals
@@ -20,6 +20,7 @@ from builder.lowlevel.jsonio import read_json, write_json
 from builder.lowlevel.muslfloor import imported_from_libc, load_table
 from builder.lowlevel.outdir import writing
 from builder.lowlevel.patcher import Patchelf
+from builder.lowlevel.sysconfigdata import read_build_time_vars
 from builder.naming import ArchiveName
 from builder.platforms import Arch
 from builder.progress import Reporter, StepTimer
@@ -185,6 +186,11 @@ def manifest_fields(
         },
         soabi=facts.soabi,
         ext_suffix=facts.ext_suffix,
+        # importlib.machinery.EXTENSION_SUFFIXES, from the archive's own sysconfig data
+        # (verify installs only an extension wheel whose modules carry one of these)
+        extension_suffixes=extension_suffixes(
+            read_build_time_vars(staged.tree / "lib" / f"python{facts.minor}")
+            or {"EXT_SUFFIX": facts.ext_suffix}),
         multiarch=facts.multiarch,
         extension_modules=extensions,
         builtin_modules=list(facts.builtin_modules),
