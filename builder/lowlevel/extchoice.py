@@ -220,6 +220,8 @@ def _wheels_of(directory: Path, project: str) -> list[Path]:
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
+    if dest.exists():  # the chosen wheel's directory is the wheelhouse itself
+        return
     try:
         os.link(src, dest)
     except OSError:

@@ -90,8 +90,10 @@ EXTENSION_IMPORTS = {
                   "assert str(f('<a>')) == '&lt;a&gt;', f('<a>'); "
                   "assert markupsafe.escape('<a>') == '&lt;a&gt;'; "
                   "print('markupsafe', s.__file__)",
+    # the compiled module has Packer and unpackb (packb is msgpack's Python wrapper)
     "msgpack": "import msgpack, msgpack._cmsgpack as c; "
-               "assert c.unpackb(c.packb([1, 'a'])) == [1, 'a']; print('msgpack', c.__file__)",
+               "assert c.unpackb(c.Packer().pack([1, 'a'])) == [1, 'a']; "
+               "print('msgpack', c.__file__)",
     # the C implementation (the pure-Python fallback is multidict._multidict_py)
     "multidict": "import multidict._multidict as m; d = m.MultiDict([('a', 1), ('a', 2)]); "
                  "assert d.getall('a') == [1, 2], d; assert m.__file__.endswith('.so'), "
