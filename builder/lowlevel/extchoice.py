@@ -24,11 +24,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
+import struct
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from builder.errors import MalformedArchiveError, MuslPbsError
 from builder.extensions import extension_suffixes, loads_as_module
@@ -39,6 +41,8 @@ from builder.platforms import Arch
 
 CAP_WHEEL_BYTES = 1 << 30  # a wheel file (numpy's: ~15 MiB)
 CAP_WHEEL_MEMBERS = 100_000
+CAP_WHEEL_DIRECTORY = 16 << 20  # its zip directory (numpy's: ~150 KiB)
+_EOCD = struct.Struct("<4s4H2LH")
 CAP_NAME = 1024
 _DATA_PREFIX = re.compile(r"^[^/]+\.data/(?:purelib|platlib)/")
 
@@ -86,16 +90,24 @@ def compiled_modules(wheel: Path) -> list[str]:
     """The compiled modules ``wheel`` installs (member names), read from its zip
     directory under caps. Raises :class:`MalformedArchiveError` for an unreadable one."""
     try:
-        size = wheel.stat().st_size
-        if size > CAP_WHEEL_BYTES:
-            raise MalformedArchiveError(f"{wheel.name}: {size} bytes, over the cap of "
-                                        f"{CAP_WHEEL_BYTES}")
-        with zipfile.ZipFile(wheel) as z:
-            infos = z.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError,
-            EOFError) as e:
+        # O_NONBLOCK: a FIFO named *.whl must not hang the open; then only a regular file
+        fd = os.open(wheel, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise MalformedArchiveError(f"{wheel.name}: not a regular file")
+            if st.st_size > CAP_WHEEL_BYTES:
+                raise MalformedArchiveError(f"{wheel.name}: {st.st_size} bytes, over the cap "
+                                            f"of {CAP_WHEEL_BYTES}")
+            _check_directory(f, wheel.name, st.st_size)
+            with zipfile.ZipFile(f) as z:
+                infos = z.infolist()
+    except OSError as e:
+        raise MalformedArchiveError(f"{wheel.name}: not a readable wheel "
+                                    f"({e.strerror or e})") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
         raise MalformedArchiveError(f"{wheel.name}: not a readable wheel ({e})") from None
-    if len(infos) > CAP_WHEEL_MEMBERS:
+    if len(infos) > CAP_WHEEL_MEMBERS:  # the directory's own count may lie
         raise MalformedArchiveError(f"{wheel.name}: {len(infos)} members, over the cap of "
                                     f"{CAP_WHEEL_MEMBERS}")
     found = []
@@ -108,6 +120,28 @@ def compiled_modules(wheel: Path) -> list[str]:
         if all(d.isidentifier() for d in dirs):
             found.append(name)
     return sorted(found)
+
+
+def _check_directory(f: BinaryIO, name: str, size: int) -> None:
+    """The zip's end-of-central-directory record, read before ``zipfile`` loads the whole
+    directory into memory: its member count and byte size under the caps (no ZIP64: the
+    wheels of these projects never need it)."""
+    tail = min(size, _EOCD.size + 0xFFFF)  # the record, then a comment of up to 64 KiB
+    f.seek(size - tail)
+    data = f.read(tail)
+    at = data.rfind(b"PK\x05\x06")
+    if at < 0 or len(data) - at < _EOCD.size:
+        raise MalformedArchiveError(f"{name}: not a readable wheel (no end of a zip "
+                                    "directory)")
+    _sig, _disk, _start, _here, count, dir_size, _offset, _comment = _EOCD.unpack_from(
+        data, at)
+    if count == 0xFFFF or dir_size == 0xFFFFFFFF:
+        raise MalformedArchiveError(f"{name}: a ZIP64 archive, which no wheel tried needs")
+    if count > CAP_WHEEL_MEMBERS or dir_size > CAP_WHEEL_DIRECTORY:
+        raise MalformedArchiveError(
+            f"{name}: {count} members in a {dir_size}-byte directory, over the caps of "
+            f"{CAP_WHEEL_MEMBERS} members and {CAP_WHEEL_DIRECTORY} bytes")
+    f.seek(0)
 
 
 def judge(wheel: Path, suffixes: Iterable[str] | None) -> str | None:

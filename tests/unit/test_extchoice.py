@@ -9,6 +9,8 @@ archive lacks (the zip rewritten here)."""
 from __future__ import annotations
 
 import io
+import os
+import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -176,3 +178,17 @@ def test_archive_suffixes_recorded_else_from_its_sysconfig_data(tmp_path: Path) 
     bare = _archive(tmp_path / "b.tar.gz", {"python/bin/python3": b""})
     assert archive_suffixes({"ext_suffix": MUSL_39[0]}, bare, "3.9") == MUSL_39
     assert archive_suffixes({}, bare, "3.9") is None
+
+
+def test_what_is_not_a_wheel_file_is_refused_before_zipfile_reads_it(tmp_path: Path) -> None:
+    """A link to /dev/zero and a FIFO (zipfile would read forever or hang), a zip whose
+    directory claims more than the caps (zipfile would load it whole into memory)."""
+    (tmp_path / "zero.whl").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.whl")
+    huge = tmp_path / "huge.whl"
+    huge.write_bytes(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 60000, 60000,
+                                 64 << 20, 0, 0))
+    reasons = {p.name: judge(p, MUSL_311) or "" for p in sorted(tmp_path.iterdir())}
+    assert "not a regular file" in reasons["zero.whl"]
+    assert "not a regular file" in reasons["fifo.whl"]
+    assert "over the caps" in reasons["huge.whl"]
