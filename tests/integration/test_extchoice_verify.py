@@ -1,8 +1,9 @@
 """verify end to end, with a wheelhouse whose first extension wheel cannot load in the
 archive: PyPI's real markupsafe wheel with its module renamed for glibc
 (``-x86_64-linux-gnu.so``). verify passes it over, says so in the report, and installs and
-imports the next project's wheel (msgpack) instead. The manifest's EXTENSION_SUFFIXES are
-those of the archive's interpreter as it runs."""
+imports the next project's wheel (msgpack) instead; with no other wheel, the probe it
+cross-builds. The manifest's EXTENSION_SUFFIXES are those of the archive's interpreter as
+it runs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from builder.cli import main
 from builder.lowlevel.container import Container, docker_client
 from builder.lowlevel.wheelhouse import ensure_wheelhouse, pip_wheel, project_wheels
 from builder.platforms import get_arch
-from builder.stages.verify import tar_for_put
+from builder.stages.verify import CROSS_CHECK, tar_for_put
 from tests.unit.test_extchoice import renamed
 
 pytestmark = pytest.mark.docker
@@ -69,3 +70,32 @@ def test_verify_skips_a_wheel_it_cannot_load_and_takes_the_next(
                     "print(json.dumps(m.EXTENSION_SUFFIXES))"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.output.strip().splitlines()[-1]) == manifest["extension_suffixes"]
+
+
+def test_with_no_loadable_wheel_verify_cross_builds_the_probe(
+    built_x86_64: Path, images_x86_64: tuple[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only the glibc-named wheel in the wheelhouse (as PyPI's cp39 armv7l wheels are):
+    passed over, then the probe cross-built against the archive's headers is installed
+    and imported instead; the report says why."""
+    archive = next(built_x86_64.glob("cpython-*-linux-x86_64-musl.tar.gz"))
+    minor = ".".join(archive.name.split("-")[1].split(".")[:2])
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    shutil.copy2(pip_wheel(ensure_wheelhouse(minor, X86_64)), house)
+    found = project_wheels(minor, X86_64, "markupsafe")
+    assert found is not None
+    bad = renamed(next(found.glob("markupsafe-*.whl")), house, "-x86_64-linux-musl.so",
+                  "-x86_64-linux-gnu.so")
+    capsys.readouterr()
+    code = main(["verify", str(archive), "--image", images_x86_64[1], "--wheelhouse",
+                 str(house), "--json"])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    checks = {r["check"]: r for r in report["results"]}
+    assert code == 0, [r for r in report["results"] if not r["ok"]]
+    assert checks["extension-wheel-skipped"]["path"] == bad.name
+    assert checks[CROSS_CHECK]["ok"], checks[CROSS_CHECK]
+    assert "no wheel of markupsafe loads in the archive" in " ".join(err.split())
+    assert "markupsafe" not in checks
