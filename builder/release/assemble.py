@@ -47,7 +47,7 @@ from builder.errors import (
 )
 from builder.lowlevel.boundedio import CAP_CHECKSUMS, CAP_MANIFEST, read_capped_text
 from builder.lowlevel.jsonio import dumps, read_json_object
-from builder.lowlevel.outdir import check_writable_dir, writing
+from builder.lowlevel.outdir import check_writable_dir, unwritable, writing
 from builder.naming import (
     CHECKSUMS,
     MANIFEST_INDEX,
@@ -314,42 +314,45 @@ def assemble(
     with writing(f"the release directory {out}"):
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        try:
-            sums: dict[str, str] = {}
-            for t in targets:
-                for file, expected in t.archives.items():
-                    dest = tmp / file
-                    _link_or_copy(t.directory / file, dest)
-                    actual = sha256_file(dest)
-                    if actual != expected:
-                        raise ChecksumMismatchError(
-                            f"{t.directory / file}: sha256 is {actual}, but its manifest "
-                            f"{t.manifest_path.name} says {expected}"
-                        )
-                    listed = t.listed.get(file)
-                    if listed is not None and listed != actual:
-                        raise ChecksumMismatchError(
-                            f"{t.directory / file}: sha256 is {actual}, but "
-                            f"{t.directory / CHECKSUMS} says {listed}"
-                        )
-                    sums[file] = actual
-                pbs = pbs_install_only_name(t.name, tag)
-                os.link(tmp / t.name.gz, tmp / pbs)
-                sums[pbs] = sums[t.name.gz]
-                _link_or_copy(t.manifest_path, tmp / t.name.manifest)
-                if (t.directory / t.name.sbom).exists() or (t.directory / t.name.sbom).is_symlink():
-                    _link_or_copy(t.directory / t.name.sbom, tmp / t.name.sbom)
-            manifests = sorted((t.manifest for t in targets), key=lambda m: str(m.get("name")))
-            (tmp / CHECKSUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
-            _write_json(tmp / MANIFEST_INDEX, manifests)
-            _write_json(tmp / UV_DOWNLOADS, download_metadata(manifests, url, tag))
-            _write_json(tmp / STATE, make_state(targets, tag, previous))
-            files = tuple(sorted(p.name for p in tmp.iterdir()))
-            tmp.chmod(0o755)
-            if out.exists():
-                out.rmdir()  # empty: checked above
-            os.rename(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    try:
+        sums: dict[str, str] = {}
+        for t in targets:
+            for file, expected in t.archives.items():
+                dest = tmp / file
+                _link_or_copy(t.directory / file, dest)
+                actual = sha256_file(dest)
+                if actual != expected:
+                    raise ChecksumMismatchError(
+                        f"{t.directory / file}: sha256 is {actual}, but its manifest "
+                        f"{t.manifest_path.name} says {expected}"
+                    )
+                listed = t.listed.get(file)
+                if listed is not None and listed != actual:
+                    raise ChecksumMismatchError(
+                        f"{t.directory / file}: sha256 is {actual}, but "
+                        f"{t.directory / CHECKSUMS} says {listed}"
+                    )
+                sums[file] = actual
+            pbs = pbs_install_only_name(t.name, tag)
+            os.link(tmp / t.name.gz, tmp / pbs)
+            sums[pbs] = sums[t.name.gz]
+            _link_or_copy(t.manifest_path, tmp / t.name.manifest)
+            if (t.directory / t.name.sbom).exists() or (t.directory / t.name.sbom).is_symlink():
+                _link_or_copy(t.directory / t.name.sbom, tmp / t.name.sbom)
+        manifests = sorted((t.manifest for t in targets), key=lambda m: str(m.get("name")))
+        (tmp / CHECKSUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+        _write_json(tmp / MANIFEST_INDEX, manifests)
+        _write_json(tmp / UV_DOWNLOADS, download_metadata(manifests, url, tag))
+        _write_json(tmp / STATE, make_state(targets, tag, previous))
+        files = tuple(sorted(p.name for p in tmp.iterdir()))
+        tmp.chmod(0o755)
+        if out.exists():
+            out.rmdir()  # empty: checked above
+        os.rename(tmp, out)
+    except OSError as e:  # reading the inputs raises typed errors (_link_or_copy)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise unwritable(e, f"the release directory {out}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return Assembled(out, tag, url, tuple(sorted(set(keys))), files)

@@ -26,7 +26,7 @@ import zstandard
 
 from builder import __version__
 from builder.lowlevel.jsonio import dumps
-from builder.lowlevel.outdir import writing
+from builder.lowlevel.outdir import unwritable, writing
 from builder.lowlevel.tarstream import ByteStream
 from builder.lowlevel.threads import POLL, join_all, offer, start_shielded
 from builder.naming import CHECKSUMS, ArchiveName
@@ -337,44 +337,46 @@ def pack(
     """
     if tree.name != "python":
         raise ValueError("the staged tree must be named python/")
+    with writing(f"the archives in {out_dir}"):  # a typed error, never an OSError
+        out_dir.mkdir(parents=True, exist_ok=True)
+    (tree / BUILDINFO).write_text(dumps(info))
     final = {"gz": out_dir / name.gz, "zst": out_dir / name.zst, "json": out_dir / name.manifest}
     unique = uuid.uuid4().hex[:8]  # concurrent writers never share a temporary file
     tmps = {k: v.with_name(f".{v.name}.{unique}.tmp") for k, v in final.items()}
-    with writing(f"the archives in {out_dir}"):  # a typed error, never an OSError
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (tree / BUILDINFO).write_text(dumps(info))
-        try:
-            workers = zstd_threads() if threads is None else threads
-            compressors = {"gz": f"{gzip_library()[0]} {GZIP_LEVEL}",
-                           "zst": f"zstd {ZSTD_LEVEL}, long matching, window 2^{ZSTD_WINDOW_LOG}"}
-            reporter.stage("pack", f"{name.stem}: tar (epoch {epoch}) streamed into .tar.gz "
-                           f"({compressors['gz']}) and .tar.zst (level {ZSTD_LEVEL}, "
-                           f"{workers} threads) at once")
-            count, plain_size = compress_stream(
-                lambda dest: write_tar(tree, dest, epoch), tmps["gz"], tmps["zst"], workers)
-            archives: dict[str, dict[str, Any]] = {}
-            for key, suffix in (("gz", "tar.gz"), ("zst", "tar.zst")):
-                archives[suffix] = {
-                    "file": final[key].name,
-                    "size": tmps[key].stat().st_size,
-                    "sha256": sha256_file(tmps[key]),
-                    "compressor": compressors[key],  # what made these bytes, to make them again
-                }
-            manifest = {
-                **info,
-                "file_count": count,
-                "uncompressed_size": plain_size,
-                "archives": archives,
+    try:
+        workers = zstd_threads() if threads is None else threads
+        compressors = {"gz": f"{gzip_library()[0]} {GZIP_LEVEL}",
+                       "zst": f"zstd {ZSTD_LEVEL}, long matching, window 2^{ZSTD_WINDOW_LOG}"}
+        reporter.stage("pack", f"{name.stem}: tar (epoch {epoch}) streamed into .tar.gz "
+                       f"({compressors['gz']}) and .tar.zst (level {ZSTD_LEVEL}, "
+                       f"{workers} threads) at once")
+        count, plain_size = compress_stream(
+            lambda dest: write_tar(tree, dest, epoch), tmps["gz"], tmps["zst"], workers)
+        archives: dict[str, dict[str, Any]] = {}
+        for key, suffix in (("gz", "tar.gz"), ("zst", "tar.zst")):
+            archives[suffix] = {
+                "file": final[key].name,
+                "size": tmps[key].stat().st_size,
+                "sha256": sha256_file(tmps[key]),
+                "compressor": compressors[key],  # what made these bytes, to make them again
             }
-            tmps["json"].write_text(dumps(manifest))
-            for key in ("gz", "zst", "json"):
-                os.replace(tmps[key], final[key])
-            update_checksums(
-                out_dir / CHECKSUMS, {a["file"]: a["sha256"] for a in archives.values()}
-            )
-        finally:
-            for tmp in tmps.values():
-                tmp.unlink(missing_ok=True)
+        manifest = {
+            **info,
+            "file_count": count,
+            "uncompressed_size": plain_size,
+            "archives": archives,
+        }
+        tmps["json"].write_text(dumps(manifest))
+        for key in ("gz", "zst", "json"):
+            os.replace(tmps[key], final[key])
+        update_checksums(
+            out_dir / CHECKSUMS, {a["file"]: a["sha256"] for a in archives.values()}
+        )
+    except OSError as e:  # out of space, the directory gone or read-only meanwhile
+        raise unwritable(e, f"the archives in {out_dir}") from None
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
     return Packed(final["gz"], final["zst"], final["json"], out_dir / CHECKSUMS, manifest)
 
 
