@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/peak_rss.py [--member-mib 512] [--tmp DIR] [--keep
 
 An image is derived from the test ground's x86_64 3.11 Alpine-like image with one file of
 zeros (``--member-mib``) in ``/usr/lib/python3.11/zz_bench/``, which the build stages into
-the archive like any file of the stdlib. Then, each under GNU time (its maximum resident
+the archive like any file of the stdlib (kept as ``musl-pbs-bench/big-member:...`` for the
+next run; ``docker rmi`` it when done). Then, each under GNU time (its maximum resident
 set size: the command and whatever it waited for; the Docker daemon's own work, the export
 and the unpacking in the container, is counted for none):
 
