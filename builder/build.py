@@ -12,13 +12,15 @@ from typing import Any
 
 from builder.config import DEFAULT_RECIPES, Matrix, Recipe, find_recipe
 from builder.errors import ReleaseInputError
-from builder.extensions import lacking
+from builder.extensions import extension_suffixes, lacking
 from builder.lowlevel.apkdb import ApkPackage
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import engine_errors, finish_removals
 from builder.lowlevel.jsonio import read_json, write_json
 from builder.lowlevel.muslfloor import imported_from_libc, load_table
+from builder.lowlevel.outdir import writing
 from builder.lowlevel.patcher import Patchelf
+from builder.lowlevel.sysconfigdata import read_build_time_vars
 from builder.naming import ArchiveName
 from builder.platforms import Arch
 from builder.progress import Reporter, StepTimer
@@ -138,10 +140,12 @@ def build_target(
         info = manifest_fields(acquired, staged, relocated, recipe, arch)
         packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter,
                       threads)
-        write_sbom(packed, name)
-        write_download_metadata(out_dir, base_url)
+        with writing(f"the outputs in {out_dir}"):
+            write_sbom(packed, name)
+            write_download_metadata(out_dir, base_url)
         timings = timer.finish()
-        write_json(work_dir / TIMINGS, timings)
+        with writing(f"the timings in {work_dir}"):
+            write_json(work_dir / TIMINGS, timings)
     finally:
         finish_removals()
     return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start, timings)
@@ -182,6 +186,11 @@ def manifest_fields(
         },
         soabi=facts.soabi,
         ext_suffix=facts.ext_suffix,
+        # importlib.machinery.EXTENSION_SUFFIXES, from the archive's own sysconfig data
+        # (verify installs only an extension wheel whose modules carry one of these)
+        extension_suffixes=extension_suffixes(
+            read_build_time_vars(staged.tree / "lib" / f"python{facts.minor}")
+            or {"EXT_SUFFIX": facts.ext_suffix}),
         multiarch=facts.multiarch,
         extension_modules=extensions,
         builtin_modules=list(facts.builtin_modules),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 
 REFERENCE = "data/cpython_extensions.json"
@@ -29,3 +29,29 @@ def lacking(minor: str, present: Iterable[str]) -> list[str] | None:
         return None
     have = set(present)
     return sorted(m for m in full if m not in have)
+
+
+def extension_suffixes(build_vars: Mapping[str, object]) -> list[str] | None:
+    """``importlib.machinery.EXTENSION_SUFFIXES`` of the interpreter whose sysconfig
+    ``build_time_vars`` these are, derived as CPython's ``Python/dynload_shlib.c`` lists
+    them: ``.SOABI.so`` (``EXT_SUFFIX``), ``.ALT_SOABI.so`` where defined, ``.abi3.so``
+    (not on a free-threaded build), ``.so``. None without an ``EXT_SUFFIX``."""
+    ext = build_vars.get("EXT_SUFFIX")
+    if not isinstance(ext, str) or not ext.startswith(".") or not ext.endswith(".so"):
+        return None
+    suffixes = [ext]
+    alt = build_vars.get("ALT_SOABI")
+    if isinstance(alt, str) and alt:
+        suffixes.append(f".{alt}.so")
+    if not build_vars.get("Py_GIL_DISABLED"):
+        suffixes.append(".abi3.so")
+    suffixes.append(".so")
+    return list(dict.fromkeys(suffixes))
+
+
+def loads_as_module(name: str, suffixes: Iterable[str]) -> bool:
+    """Would an interpreter with these ``EXTENSION_SUFFIXES`` import the file ``name``
+    (a base name) as a module? Only as ``<identifier><suffix>``: the glibc-named
+    ``_speedups.cpython-39-arm-linux-gnueabihf.so`` ends in ``.so`` too, but no import
+    looks for a module named ``_speedups.cpython-39-arm-linux-gnueabihf``."""
+    return any(name.endswith(s) and name[: -len(s)].isidentifier() for s in suffixes)

@@ -26,7 +26,7 @@ from builder.lowlevel.boundedio import CAP_MANIFEST, CAP_METADATA
 from builder.lowlevel.extract import extract
 from builder.lowlevel.jsonio import read_json_object
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, loader_symbols
-from builder.lowlevel.outdir import check_writable_dir, unwritable
+from builder.lowlevel.outdir import check_writable_dir, unwritable, writing
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS
 from builder.naming import parse_archive_name
 from builder.platforms import ARCHES, get_arch
@@ -275,9 +275,10 @@ def install(candidate: Candidate, dest: Path, *, force: bool = False,
                 f"{candidate.path.name}: this system's musl lacks {', '.join(missing)}, "
                 "which its files import; nothing was installed (it would fail with "
                 "'symbol not found')")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(top, dest)
+        with writing(f"--dir {dest}"):
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(top, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest / "bin" / "python3"

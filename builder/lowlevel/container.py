@@ -259,8 +259,10 @@ class Container:
         return str(image.id)
 
     # -- files ----------------------------------------------------------------------------
-    def put_tar(self, dest: PurePosixPath, data: bytes | BinaryIO) -> None:
-        """Unpack a tar stream (plain or gzip) into ``dest`` (created if missing)."""
+    def put_tar(self, dest: PurePosixPath, data: bytes | BinaryIO | Iterable[bytes]) -> None:
+        """Unpack a tar stream (plain or gzip) into ``dest`` (created if missing). An
+        iterable of chunks is sent as it is read (chunked transfer): memory stays bounded
+        whatever the size of the stream."""
         self.check_call(["mkdir", "-p", str(dest)], what=f"mkdir {dest}")
         if not self._container.put_archive(str(dest), data):
             raise ContainerCommandError(f"could not copy files into {dest} of {self.name}")

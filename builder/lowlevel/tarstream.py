@@ -165,3 +165,16 @@ def open_tar(
                 f"{label}: not a readable tar archive ({e.message})"
             ) from None
         yield tar
+
+
+def engine_stream(archive: Path, chunk: int = CHUNK) -> Iterator[bytes]:
+    """``archive`` as the Docker engine's ``put_archive`` takes it, in ``chunk`` pieces read
+    as they are sent (never the whole archive in memory): a .tar.gz as it is (the engine
+    unpacks gzip itself), a .tar.zst decompressed on the way (the engine knows no zstd).
+    The file is opened on the first chunk asked for and closed after the last one."""
+    with archive.open("rb") as f:
+        reader: ByteStream = (
+            zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+            if archive.name.endswith(".tar.zst") else f)
+        while block := reader.read(chunk):
+            yield block

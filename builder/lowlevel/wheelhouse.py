@@ -90,8 +90,10 @@ EXTENSION_IMPORTS = {
                   "assert str(f('<a>')) == '&lt;a&gt;', f('<a>'); "
                   "assert markupsafe.escape('<a>') == '&lt;a&gt;'; "
                   "print('markupsafe', s.__file__)",
+    # the compiled module has Packer and unpackb (packb is msgpack's Python wrapper)
     "msgpack": "import msgpack, msgpack._cmsgpack as c; "
-               "assert c.unpackb(c.packb([1, 'a'])) == [1, 'a']; print('msgpack', c.__file__)",
+               "assert c.unpackb(c.Packer().pack([1, 'a'])) == [1, 'a']; "
+               "print('msgpack', c.__file__)",
     # the C implementation (the pure-Python fallback is multidict._multidict_py)
     "multidict": "import multidict._multidict as m; d = m.MultiDict([('a', 1), ('a', 2)]); "
                  "assert d.getall('a') == [1, 2], d; assert m.__file__.endswith('.so'), "
@@ -151,3 +153,32 @@ def wheelhouse_extension(wheelhouse: Path) -> str | None:
     """The first of :data:`EXTENSION_PROJECTS` with a platform wheel in ``wheelhouse``
     (a pure-Python one does not count), or None."""
     return next((p for p in EXTENSION_PROJECTS if _compiled_wheel_of(wheelhouse, p)), None)
+
+
+def project_wheels(minor: str, arch: Arch, project: str) -> Path | None:
+    """A directory holding the musllinux wheel of ``project`` for CPython ``minor`` on
+    ``arch`` (with its dependencies), when PyPI publishes a compiled one; else None.
+    verify asks for the next project here when the wheelhouse's own cannot load in the
+    archive. Downloaded once, cached under ~/.cache/musl-pbs/wheelhouse/project-... ."""
+    house = wheelhouse_dir(minor, arch)
+    dest = house.with_name(f"project-{house.name}") / project
+    marker = dest / MARKER
+    if marker.exists():
+        return dest if marker.read_text().strip() and _compiled_wheel_of(dest, project) else None
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    out = _pip_download(minor, arch, tmp, "--abi", "abi3", "--abi", "none",
+                        "--platform", "any", project)
+    found = out.returncode == 0 and _compiled_wheel_of(tmp, project)
+    if out.returncode != 0 and "No matching distribution" not in out.stderr + out.stdout:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise NetworkError(f"pip download {project} for musllinux {arch.wheel_arch} "
+                           f"failed:\n{(out.stdout + out.stderr)[-1500:]}")
+    if not found:
+        for wheel in tmp.glob("*.whl"):
+            wheel.unlink()
+    (tmp / MARKER).write_text(project if found else "")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest if found else None

@@ -47,7 +47,7 @@ from builder.errors import (
 )
 from builder.lowlevel.boundedio import CAP_CHECKSUMS, CAP_MANIFEST, read_capped_text
 from builder.lowlevel.jsonio import dumps, read_json_object
-from builder.lowlevel.outdir import check_writable_dir
+from builder.lowlevel.outdir import check_writable_dir, unwritable, writing
 from builder.naming import (
     CHECKSUMS,
     MANIFEST_INDEX,
@@ -311,8 +311,9 @@ def assemble(
     previous = load_state(previous_state) if previous_state else {}
     url = base_url or out.resolve().as_uri() + "/"
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    with writing(f"the release directory {out}"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         sums: dict[str, str] = {}
         for t in targets:
@@ -348,6 +349,9 @@ def assemble(
         if out.exists():
             out.rmdir()  # empty: checked above
         os.rename(tmp, out)
+    except OSError as e:  # reading the inputs raises typed errors (_link_or_copy)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise unwritable(e, f"the release directory {out}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -26,6 +26,7 @@ import zstandard
 
 from builder import __version__
 from builder.lowlevel.jsonio import dumps
+from builder.lowlevel.outdir import unwritable, writing
 from builder.lowlevel.tarstream import ByteStream
 from builder.lowlevel.threads import POLL, join_all, offer, start_shielded
 from builder.naming import CHECKSUMS, ArchiveName
@@ -336,7 +337,8 @@ def pack(
     """
     if tree.name != "python":
         raise ValueError("the staged tree must be named python/")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(f"the archives in {out_dir}"):  # a typed error, never an OSError
+        out_dir.mkdir(parents=True, exist_ok=True)
     (tree / BUILDINFO).write_text(dumps(info))
     final = {"gz": out_dir / name.gz, "zst": out_dir / name.zst, "json": out_dir / name.manifest}
     unique = uuid.uuid4().hex[:8]  # concurrent writers never share a temporary file
@@ -370,6 +372,8 @@ def pack(
         update_checksums(
             out_dir / CHECKSUMS, {a["file"]: a["sha256"] for a in archives.values()}
         )
+    except OSError as e:  # out of space, the directory gone or read-only meanwhile
+        raise unwritable(e, f"the archives in {out_dir}") from None
     finally:
         for tmp in tmps.values():
             tmp.unlink(missing_ok=True)

@@ -14,12 +14,11 @@ import json
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import zstandard
 
 from builder.errors import (
     InputTooLargeError,
@@ -33,11 +32,12 @@ from builder.lowlevel.apkversion import compare
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
 from builder.lowlevel.crossext import IMPORT_CHECK, PROJECT, ZIG_HINT, build_probe_wheel
+from builder.lowlevel.extchoice import choose_for_archive
 from builder.lowlevel.extract import extract
 from builder.lowlevel.images import derive_base_image
 from builder.lowlevel.jsonio import expect_object, parse_json, read_json_object
 from builder.lowlevel.muslfloor import imported_from_libc, lacking, load_table, loader_symbols
-from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
+from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, engine_stream, open_tar
 from builder.lowlevel.wheelhouse import (
     EXTENSION_IMPORTS,
     EXTENSION_PROJECTS,
@@ -106,13 +106,10 @@ class ArchiveIdentity:
     minor: str
 
 
-def tar_for_put(archive: Path) -> bytes:
-    """``archive`` as :meth:`Container.put_tar` takes it: a .tar.gz as it is (the engine
-    unpacks gzip itself), a .tar.zst decompressed (the engine knows no zstd)."""
-    if archive.name.endswith(".tar.zst"):
-        with archive.open("rb") as f:
-            return zstandard.ZstdDecompressor().stream_reader(f).read()
-    return archive.read_bytes()
+def tar_for_put(archive: Path) -> Iterator[bytes]:
+    """``archive`` as :meth:`Container.put_tar` takes it, streamed: a .tar.gz as it is, a
+    .tar.zst decompressed on the way, never whole in memory (:func:`engine_stream`)."""
+    return engine_stream(archive)
 
 
 def identify(archive: Path) -> ArchiveIdentity:
@@ -271,13 +268,15 @@ CROSS_CHECK = "cross-extension"
 
 
 def cross_probe(archive: Path, ident: ArchiveIdentity, dest: Path,
-                reporter: Reporter) -> Path | CheckResult:
-    """Where PyPI has no extension wheel for the arch: the probe extension cross-built
-    against the archive's own headers (builder.lowlevel.crossext), as a wheel in ``dest``;
-    or the result that says why there is none (skipped without zig, failed otherwise)."""
+                reporter: Reporter, why: str = "") -> Path | CheckResult:
+    """Where PyPI has no extension wheel for the arch (or none that loads: ``why``): the
+    probe extension cross-built against the archive's own headers
+    (builder.lowlevel.crossext), as a wheel in ``dest``; or the result that says why there
+    is none (skipped without zig, failed otherwise)."""
     arch, minor = ident.arch, ident.minor
-    none_on_pypi = (f"PyPI publishes no musllinux wheel of {', '.join(EXTENSION_PROJECTS)} "
-                    f"for CPython {minor} on {arch.wheel_arch}")
+    none_on_pypi = why or (f"PyPI publishes no musllinux wheel of "
+                           f"{', '.join(EXTENSION_PROJECTS)} for CPython {minor} on "
+                           f"{arch.wheel_arch}")
     keep = ("python", "python/lib", f"python/lib/python{minor}")
     wanted = ("python/include/", f"python/lib/python{minor}/_sysconfigdata_")
     reporter.stage("verify", f"{none_on_pypi}: cross-building {PROJECT} with zig cc for "
@@ -412,9 +411,15 @@ def verify_archive(
         wh = wheelhouse or ensure_wheelhouse(ident.minor, ident.arch)
         where = runtime_image(ident, image, musl_only, reporter)
         with tempfile.TemporaryDirectory(prefix="musl-pbs-probe-") as tmp:
-            probe = (cross_probe(archive, ident, Path(tmp), reporter)
-                     if wheelhouse_extension(wh) is None else None)
+            # only a wheel whose compiled modules the archive can load (extchoice)
+            choice = choose_for_archive(archive, ident.info, ident.minor, ident.arch, wh,
+                                        download=wheelhouse is None)
+            report.results += [CheckResult("extension-wheel-skipped", False, s.reason,
+                                           s.wheel, level="skipped") for s in choice.skipped]
+            house = choice.wheelhouse(wh, Path(tmp, "wheelhouse"))
+            probe = (cross_probe(archive, ident, Path(tmp), reporter, choice.why_none())
+                     if choice.wheel is None else None)
             with engine_errors(f"verify in {where}"):
-                report.results += _run_checks(archive, ident, where, wh, reporter,
+                report.results += _run_checks(archive, ident, where, house, reporter,
                                               needed, thread_stack_size, probe)
     return report

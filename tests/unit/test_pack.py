@@ -17,6 +17,7 @@ from typing import IO
 import pytest
 import zstandard
 
+from builder.errors import UnwritableOutputError
 from builder.naming import ArchiveName
 from builder.platforms import get_arch
 from builder.progress import NullReporter
@@ -75,7 +76,7 @@ def test_failure_leaves_nothing_that_looks_like_an_archive(
 
     monkeypatch.setattr(f"builder.stages.pack.compress_{which}", boom)
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UnwritableOutputError, match=r"cannot write the archives in .*disk full"):
         pack(_tree(tmp_path), NAME, out, {}, 5000, NullReporter())
     assert list(out.iterdir()) == []
 
