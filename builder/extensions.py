@@ -29,3 +29,15 @@ def lacking(minor: str, present: Iterable[str]) -> list[str] | None:
         return None
     have = set(present)
     return sorted(m for m in full if m not in have)
+
+
+# The stdlib package that stands on an extension module: verify imports it too where the
+# recipe requires or expects the extension (3.14's ``compression.zstd`` needs ``_zstd`` and,
+# through it, the bundled libzstd).
+PACKAGE_IMPORTS = {"_zstd": "compression.zstd"}
+
+
+def package_imports(extensions: Iterable[str]) -> list[dict[str, str]]:
+    """``{"module", "extension"}`` for each of ``extensions`` that has a package to import."""
+    return [{"module": PACKAGE_IMPORTS[e], "extension": e}
+            for e in dict.fromkeys(extensions) if e in PACKAGE_IMPORTS]

@@ -229,5 +229,11 @@ for module in CONFIG.get("required", []):
 for module in CONFIG.get("expected", []):
     check("expected:" + module, lambda m=module: importlib.import_module(m) and None,
           level="warning")
+# Packages standing on an extension (compression.zstd on _zstd): when the extension is in
+# lib-dynload the package must import; otherwise at the level the recipe gave it.
+for item in CONFIG.get("imports", []):
+    module, extension = item["module"], item["extension"]
+    check("import:" + module, lambda m=module: importlib.import_module(m) and None,
+          level="error" if extension in present else item.get("level", "warning"))
 
 print(json.dumps(RESULTS))
