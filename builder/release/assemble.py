@@ -312,9 +312,9 @@ def assemble(
         dup = next(k for k in keys if keys.count(k) > 1)
         dirs = [str(t.directory) for t, k in zip(targets, keys, strict=True) if k == dup]
         raise DuplicateTargetError(f"target {dup} comes from more than one: {', '.join(dirs)}")
-    if check_branches is not None:
-        check_branches([t.alpine_branch for t in targets])
     previous = load_state(previous_state) if previous_state else {}
+    if check_branches is not None:  # policy, once every input has been read
+        check_branches([t.alpine_branch for t in targets])
     url = base_url or out.resolve().as_uri() + "/"
 
     out.parent.mkdir(parents=True, exist_ok=True)
