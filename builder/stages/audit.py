@@ -247,6 +247,7 @@ def _sysconfig_json_findings(rel: str, text: str) -> list[Finding]:
         return [Finding("prefix", rel, "not a JSON object of sysconfig variables")]
     bad = [(key, value) for key, value in data.items()
            if isinstance(value, str) and key not in SYSTEM_VARS and _BUILD_PREFIX.search(value)]
+    bad.sort(key=lambda kv: kv[0] not in _INSTALL_DIRS)  # the install directories first
     out = [Finding("prefix", rel, f"{key} names /usr: {value[:80]!r} (relocate writes "
                    f"{PLACEHOLDER}, as in the sysconfig data)")
            for key, value in bad[:_MAX_KEYS]]

@@ -1,7 +1,8 @@
 """3.14's two JSON files, relocated by a real build and checked at a random path.
 
 **What is synthetic.** CPython 3.12 and 3.14 sources cannot be had here, so the test ground
-has no 3.14. This test takes a test-ground CPython 3.13 build (real musl ELFs, real
+has no 3.14. This test takes a test-ground CPython 3.11 build (x86_64, the first target
+the test ground builds; its 3.13 would do as well) (real musl ELFs, real
 sysconfig data) and, in its staged tree *before relocate*, writes the two files CPython 3.14
 installs beside the sysconfig data, the way 3.14 writes them:
 
@@ -51,6 +52,7 @@ pytestmark = pytest.mark.docker
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "data" / "pep739"
                      / "python-build-info-v1.0.schema.json").read_text())
 PLACEHOLDER_TOKEN = prefix_pattern(PLACEHOLDER)
+MINOR = "3.11"
 
 
 def _sysconfig_vars(build_vars: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -100,9 +102,9 @@ def _build_details(v: dict[str, Any], patchlevel: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def built_with_314_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """A test-ground 3.13 x86_64 archive whose staged tree got 3.14's two JSON files before
+    """A test-ground x86_64 archive whose staged tree got 3.14's two JSON files before
     relocate; and the JSON written (unrelocated)."""
-    images = images_for("x86_64", "3.13")
+    images = images_for("x86_64", MINOR)
     root = tmp_path_factory.mktemp("py314-json")
     real_relocate = builder.build.relocate
     written: dict[str, Any] = {}
@@ -127,7 +129,7 @@ def built_with_314_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
         mp.setattr(builder.build, "relocate", relocate_with_314_files)
         assert main(["build", "--arch", "x86_64", "--image", images[0], "--out",
                      str(root / "dist"), "--work", str(root / "work"), "-q"]) == 0
-    return next((root / "dist").glob("cpython-3.13.*-linux-x86_64-musl.tar.gz")), written
+    return next((root / "dist").glob(f"cpython-{MINOR}.*-linux-x86_64-musl.tar.gz")), written
 
 
 def _member(archive: Path, suffix: str) -> tuple[str, bytes]:
@@ -144,14 +146,14 @@ def test_the_archive_holds_them_relocated(built_with_314_files: tuple[Path, dict
                                           ) -> None:
     archive, written = built_with_314_files
     name, raw = _member(archive, "/build-details.json")
-    assert name == "python/lib/python3.13/build-details.json"
+    assert name == f"python/lib/python{MINOR}/build-details.json"
     details = json.loads(raw)
     jsonschema.validate(details, SCHEMA)
     assert details["base_prefix"] == "../.."
-    assert details["base_interpreter"] == "./bin/python3.13"
-    assert details["c_api"]["headers"] == "./include/python3.13"
-    assert details["libpython"]["dynamic"].startswith("./lib/libpython3.13.so")
-    assert "static" not in details["libpython"]  # /usr/lib/libpython3.13.a is not shipped
+    assert details["base_interpreter"] == f"./bin/python{MINOR}"
+    assert details["c_api"]["headers"] == f"./include/python{MINOR}"
+    assert details["libpython"]["dynamic"].startswith(f"./lib/libpython{MINOR}.so")
+    assert "static" not in details["libpython"]  # /usr/lib/libpython3.X.a is not shipped
     names = _names(archive)
     assert len(names) == 1 and names[0].startswith("_sysconfig_vars__linux_x86_64")
     _, raw = _member(archive, f"/{names[0]}")
@@ -173,7 +175,7 @@ def test_verify_checks_them_at_a_random_path(
     built_with_314_files: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     archive, _ = built_with_314_files
-    base = images_for("x86_64", "3.13")[1]
+    base = images_for("x86_64", MINOR)[1]
     code = main(["verify", str(archive), "--image", base, "--json"])
     report = json.loads(capsys.readouterr().out)
     results = {r["check"]: r for r in report["results"]}
@@ -194,7 +196,7 @@ def test_the_json_agrees_with_the_live_config_vars(
     _, raw = _member(archive, f"/{_names(archive)[0]}")
     data = json.loads(raw)
     prefix = PurePosixPath("/srv") / f"r{uuid.uuid4().hex[:8]}" / "python"
-    with Container(docker_client(), images_for("x86_64", "3.13")[1], platform="linux/amd64",
+    with Container(docker_client(), images_for("x86_64", MINOR)[1], platform="linux/amd64",
                    network=False, purpose="py314-json") as c:
         c.put_tar(prefix.parent, tar_for_put(archive))
         r = c.call([str(prefix / "bin" / "python3"), "-c",
@@ -240,9 +242,9 @@ def test_usr_left_in_either_file_fails_verify_naming_file_and_key(
     assert code == 12
     failed = [r for r in report["results"] if not r["ok"]]
     details = [r for r in failed if r["check"] == "static:build-details"]
-    assert {r["path"] for r in details} == {"python/lib/python3.13/build-details.json"}
+    assert {r["path"] for r in details} == {f"python/lib/python{MINOR}/build-details.json"}
     text = " ".join(r["detail"] for r in details)
     assert "base_prefix" in text and "c_api.headers" in text and "libpython.dynamic" in text
     prefix = [r for r in failed if r["check"] == "static:prefix"]
-    assert {r["path"] for r in prefix} == {f"python/lib/python3.13/{_names(archive)[0]}"}
+    assert {r["path"] for r in prefix} == {f"python/lib/python{MINOR}/{_names(archive)[0]}"}
     assert any(r["detail"].startswith("LIBDIR names /usr") for r in prefix)
