@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import re
 import shutil
 import tempfile
@@ -158,6 +159,15 @@ class Release:
     python: str
     musl: str
     arches: tuple[str, ...]
+    eol: dt.date | None = None  # Alpine's end of life for the branch; None: none known (edge)
+
+    def ended(self, today: dt.date) -> bool:
+        """Past its end of life on ``today`` (the day after ``eol`` on)."""
+        return self.eol is not None and self.eol < today
+
+    def describe_eol(self) -> str:
+        return (f"Alpine {self.tag} reached its end of life on {self.eol.isoformat()}"
+                if self.eol else f"Alpine {self.tag} has no end of life")
 
 
 @dataclass(frozen=True)
@@ -291,7 +301,25 @@ def load_recipe(minor: str, recipes_dir: Path = DEFAULT_RECIPES) -> Recipe:
 
 
 _MATRIX_KEYS = {"image", "default_release", "releases"}
-_RELEASE_KEYS = {"python", "musl", "arches"}
+_RELEASE_KEYS = {"python", "musl", "arches", "eol"}
+
+
+def _parse_eol(doc: _Doc, body: dict[str, Any], at: tuple[str, ...]) -> dt.date | None:
+    """``eol``: an ISO date (quoted or not: YAML reads an unquoted one as a date)."""
+    raw = body.get("eol")
+    if raw is None:
+        return None
+    if isinstance(raw, dt.datetime):
+        raise doc.error((*at, "eol"), "must be a date like '2027-05-01', not a time")
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise doc.error((*at, "eol"), f"{raw!r} is not a date like '2027-05-01' "
+                    "(Alpine's eol_date for the branch)")
 
 
 def load_matrix(path: Path = DEFAULT_MATRIX) -> Matrix:
@@ -311,7 +339,7 @@ def load_matrix(path: Path = DEFAULT_MATRIX) -> Matrix:
         if isinstance(raw_tag, float) or not re.fullmatch(r"\d+\.\d+|edge", tag):
             raise doc.error(at, f"release tag {tag!r} is not like '3.19' (quote it) or 'edge'")
         if not isinstance(body, dict):
-            raise doc.error(at, "expected a mapping with python, musl, arches")
+            raise doc.error(at, "expected a mapping with python, musl, arches, eol")
         for key in sorted(set(body) - _RELEASE_KEYS, key=str):
             raise doc.error((*at, str(key)), "unknown key",
                             hint=f"known keys: {', '.join(sorted(_RELEASE_KEYS))}")
@@ -332,7 +360,7 @@ def load_matrix(path: Path = DEFAULT_MATRIX) -> Matrix:
             if get_arch(a).alpine != a:
                 raise doc.error((*at, "arches", str(i)),
                                 f"write Alpine's name {get_arch(a).alpine!r}, not {a!r}")
-        releases.append(Release(tag, python, musl, arches))
+        releases.append(Release(tag, python, musl, arches, _parse_eol(doc, body, at)))
     template = data.get("image", "alpine:{tag}")
     if not isinstance(template, str) or "{tag}" not in template:
         raise doc.error(("image",), "must be a string containing {tag} (and maybe {arch})")

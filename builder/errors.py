@@ -163,6 +163,17 @@ class MalformedDocumentError(MuslPbsError):
     )
 
 
+class EndOfLifeError(MuslPbsError):
+    """`release assemble` / `alpine check`: a target's Alpine release has ended (its
+    matrix.yaml ``eol`` is past), or matrix.yaml no longer holds it."""
+
+    exit_code = 24
+    default_hint = (
+        "build from a supported release (matrix.yaml; `musl-pbs alpine update-matrix` "
+        "follows Alpine), or pass --allow-eol to publish it anyway"
+    )
+
+
 class BuildsFailedError(MuslPbsError):
     """Some targets of a multi-target build failed (the others finished)."""
 

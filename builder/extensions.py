@@ -55,3 +55,15 @@ def loads_as_module(name: str, suffixes: Iterable[str]) -> bool:
     ``_speedups.cpython-39-arm-linux-gnueabihf.so`` ends in ``.so`` too, but no import
     looks for a module named ``_speedups.cpython-39-arm-linux-gnueabihf``."""
     return any(name.endswith(s) and name[: -len(s)].isidentifier() for s in suffixes)
+
+
+# The stdlib package that stands on an extension module: verify imports it too where the
+# recipe requires or expects the extension (3.14's ``compression.zstd`` needs ``_zstd`` and,
+# through it, the bundled libzstd).
+PACKAGE_IMPORTS = {"_zstd": "compression.zstd"}
+
+
+def package_imports(extensions: Iterable[str]) -> list[dict[str, str]]:
+    """``{"module", "extension"}`` for each of ``extensions`` that has a package to import."""
+    return [{"module": PACKAGE_IMPORTS[e], "extension": e}
+            for e in dict.fromkeys(extensions) if e in PACKAGE_IMPORTS]

@@ -9,8 +9,11 @@ Output (stdout), for the nightly job:
   ``!= '[]'`` before building (GitHub refuses an empty matrix).
 
 Releases of the matrix that the document says are past their end of life (``eol_date``)
-are reported on stderr: stdout stays the list of targets. ``alpine update-matrix`` edits
-matrix.yaml to follow Alpine: new supported branches added, ended ones dropped.
+are reported on stderr: stdout stays the list of targets. A new target of a release that has
+ended (by matrix.yaml's ``eol`` or the document's ``eol_date``) is refused (exit 24) unless
+``--allow-eol``: the list is what the nightly job builds and publishes.
+``alpine update-matrix`` edits matrix.yaml to follow Alpine: new supported branches added,
+ended ones dropped, end-of-life dates kept in step.
 
 Exit 0 either way; non-zero only on an error (malformed document or state, network).
 """
@@ -26,7 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from builder.config import FROM_DEFAULT, MATRIX_ORDER, find_config, help_text
-from builder.errors import UsageError
+from builder.errors import EndOfLifeError, UsageError
 from builder.release.alpine_releases import (
     ended_releases,
     load_state,
@@ -57,11 +60,15 @@ def add_parser(sub: Any) -> None:
     _common(c, "matrix.yaml to use")
     c.add_argument("--json", action="store_true",
                    help="print a JSON list on one line ([] when nothing is new)")
+    c.add_argument("--allow-eol", action="store_true",
+                   help="list new targets of a release past its end of life anyway "
+                   "(refused otherwise)")
     c.set_defaults(run=_check)
 
     u: argparse.ArgumentParser = actions.add_parser(
         "update-matrix",
-        help="add Alpine's new supported branches to matrix.yaml and drop the ended ones",
+        help="add Alpine's new supported branches to matrix.yaml, drop the ended ones and "
+        "keep the end-of-life dates in step",
         description="Read releases.json; drop the matrix releases past their end of life, "
         "add the supported branches the matrix lacks (Python minor and musl from the "
         "branch's main/x86_64 APKINDEX on --mirror, architectures from releases.json). "
@@ -91,10 +98,20 @@ def _check(args: argparse.Namespace) -> int:
     state = load_state(args.state)
     doc = read_document(args.releases, timeout=args.timeout)
     found = new_targets(doc, state, matrix)
+    today = args.today or date.today()
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for ended in ended_releases(doc, matrix, args.today or date.today()):
-        err.print(f"ended: {ended.describe()}: drop it from {matrix.source.name} "
+    ended = {e.tag: e.describe() for e in ended_releases(doc, matrix, today)}
+    for release in matrix.releases:
+        if release.ended(today):
+            ended.setdefault(release.tag, f"{release.describe_eol()} ({matrix.source.name})")
+    for message in ended.values():
+        err.print(f"ended: {message}: drop it from {matrix.source.name} "
                   "(musl-pbs alpine update-matrix)")
+    refused = sorted({t.alpine for t in found if t.alpine in ended})
+    if refused and not args.allow_eol:
+        raise EndOfLifeError(
+            f"alpine check: new targets of ended releases refused, as of {today.isoformat()}: "
+            + "; ".join(ended[tag] for tag in refused))
     if args.json:
         print(json.dumps([t.to_json() for t in found]))
     else:
@@ -124,4 +141,6 @@ def _update_matrix(args: argparse.Namespace) -> int:
         print(f"dropped {e.tag}: {e.describe()}")
     for r in change.added:
         print(f"added {r.tag}: Python {r.python}, musl {r.musl}, {', '.join(r.arches)}")
+    for tag, eol in change.eol.items():
+        print(f"eol {tag}: {eol.isoformat()} (releases.json's eol_date)")
     return 0

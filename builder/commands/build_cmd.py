@@ -7,6 +7,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from builder.naming import ArchiveName
 from builder.plan import Target, expand, select
 from builder.platforms import get_arch
 from builder.progress import ConsoleReporter, Reporter
+from builder.release.eol import eol_problems
 from builder.stages.pack import zstd_threads
 from builder.stages.verify import verify_archive
 
@@ -59,7 +61,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--matrix", type=Path, metavar="FILE",
                    help=help_text("matrix.yaml to use", MATRIX_ORDER, files.matrix,
                                   files.matrix_from))
-    p.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
+    p.add_argument("--json", action="store_true", help="print the manifest(s) as JSON (with "
+                   "the warnings, e.g. a release past its end of life, under 'warnings')")
+    p.add_argument("--today", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                   help="the date end-of-life dates are compared with (default: today)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream command output")
     p.set_defaults(run=run)
 
@@ -142,12 +147,18 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     if not args.quiet:
         err.print(files.describe(), highlight=False, soft_wrap=True)
+    warnings = [f"{p}: build from a supported release of {matrix.source.name}"
+                for p in eol_problems(matrix, [t.release for t in targets],
+                                      args.today or date.today())]
+    for w in warnings:
+        err.print(f"[bold yellow]warning:[/] {w}", highlight=False)
     if len(targets) == 1 and args.jobs <= 1 and not (args.all or args.target):
         target = targets[0]
         done = _build_one(args, matrix, files.recipes, target,
                           ConsoleReporter(verbose=not args.quiet), args.work / target.arch.alpine)
         if args.json:
-            print(json.dumps(done["manifest"], indent=2, sort_keys=True))
+            shown = dict(done["manifest"], warnings=warnings) if warnings else done["manifest"]
+            print(json.dumps(shown, indent=2, sort_keys=True))
         else:
             err.print(f"built in {done['seconds']:.0f}s ({stage_seconds(done['timings'])})",
                       highlight=False)
@@ -194,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
                                        "timings": o.report.get("timings", [])}
                                       for o in outcomes],
                           "manifests": {o.target.name: o.report["manifest"] for o in outcomes
-                                        if "manifest" in o.report}},
+                                        if "manifest" in o.report},
+                          "warnings": warnings},
                          indent=2, sort_keys=True))
     else:
         for o in outcomes:

@@ -8,6 +8,7 @@ Python 3.8+ syntax, stdlib only: this file is not part of the builder's runtime.
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,12 +130,89 @@ def sysconfig_paths():
     return sysconfig.get_config_var("INCLUDEPY")
 
 
+STDLIB = sysconfig.get_path("stdlib")
+PLACEHOLDER = "/install"  # what relocate writes for the build prefix (uv rewrites it)
+PLACEHOLDER_TOKEN = re.compile(r"""(?:^|(?<=[\s'"=:,(])|(?<=-[LIR]))/install(?=/|\s|$|['":;,)])""")
+
+
+def _details_path(base, value):
+    return os.path.normpath(value if os.path.isabs(value) else os.path.join(base, value))
+
+
+def build_details():
+    """PEP 739's build-details.json (3.14): its paths resolve here, to files that exist,
+    and agree with sys and sysconfig."""
+    path = os.path.join(STDLIB, "build-details.json")
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    base = _details_path(os.path.dirname(path), doc["base_prefix"])
+    bad = []
+    if not same(base, sys.base_prefix):
+        bad.append("base_prefix resolves to %s, not sys.base_prefix %s" % (base, sys.base_prefix))
+    config = sysconfig.get_config_vars()
+    expect = {
+        "base_interpreter": os.path.join(sysconfig.get_path("scripts"),
+                                         "python" + config["VERSION"]),
+        "libpython.dynamic": os.path.join(config["LIBDIR"], config.get("LDLIBRARY") or ""),
+        "c_api.headers": config["INCLUDEPY"],
+        "c_api.pkgconfig_path": config.get("LIBPC") or "",
+    }
+    for key in ("base_interpreter", "libpython.dynamic", "libpython.dynamic_stableabi",
+                "libpython.static", "c_api.headers", "c_api.pkgconfig_path"):
+        section, _, name = key.rpartition(".")
+        holder = doc.get(section, {}) if section else doc
+        if name not in holder:
+            continue
+        where = _details_path(base, holder[name])
+        if not os.path.exists(where):
+            bad.append("%s %r resolves to %s, which does not exist" % (key, holder[name], where))
+        elif key in expect and not same(where, expect[key]):
+            bad.append("%s resolves to %s; sysconfig says %s" % (key, where, expect[key]))
+    if doc.get("platform") != sysconfig.get_platform():
+        bad.append("platform %r; sysconfig says %r" % (doc.get("platform"),
+                                                        sysconfig.get_platform()))
+    assert not bad, "; ".join(bad)
+    return "%d paths resolve under %s" % (len(expect), base)
+
+
+def sysconfig_json():
+    """3.14's _sysconfig_vars_*.json, the placeholder read as this prefix, agrees with the
+    live sysconfig.get_config_vars() (the keys CPython's test_sysconfigdata_json ignores
+    are left out: userbase; projectbase when the interpreter is not in BINDIR)."""
+    names = sorted(n for n in os.listdir(STDLIB)
+                   if n.startswith("_sysconfig_vars_") and n.endswith(".json"))
+    with open(os.path.join(STDLIB, names[0]), encoding="utf-8") as f:
+        data = json.load(f)
+    live = sysconfig.get_config_vars()
+    ignore = {"userbase"}
+    if os.path.dirname(sys.executable) != live.get("BINDIR"):
+        ignore.add("projectbase")
+    differ = []
+    for key, value in sorted(data.items()):
+        if key in ignore:
+            continue
+        got = live.get(key)
+        if isinstance(value, str):
+            value = PLACEHOLDER_TOKEN.sub(lambda _: sys.base_prefix, value)
+            if isinstance(got, str) and os.path.isabs(value) and same(got, value):
+                continue
+        if got != value:
+            differ.append("%s: json %r, live %r" % (key, value, got))
+    assert not differ, "%s disagrees with sysconfig.get_config_vars(): %s" % (
+        names[0], "; ".join(differ[:8]) + (" ..." if len(differ) > 8 else ""))
+    return "%s: %d keys agree" % (names[0], len(data) - len(ignore & set(data)))
+
+
 check("prefix", prefix)
 check("zlib", zlib_roundtrip)
 check("ctypes-callback", ctypes_callback)
 check("musl-abi", musl_abi)
 check("sysconfig-paths", sysconfig_paths)
 check("thread-stack", thread_stack)
+if os.path.isfile(os.path.join(STDLIB, "build-details.json")):
+    check("build-details", build_details, path=os.path.join(STDLIB, "build-details.json"))
+if any(n.startswith("_sysconfig_vars_") and n.endswith(".json") for n in os.listdir(STDLIB)):
+    check("sysconfig-json", sysconfig_json)
 
 dynload = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")
 present = set()
@@ -151,5 +229,11 @@ for module in CONFIG.get("required", []):
 for module in CONFIG.get("expected", []):
     check("expected:" + module, lambda m=module: importlib.import_module(m) and None,
           level="warning")
+# Packages standing on an extension (compression.zstd on _zstd): when the extension is in
+# lib-dynload the package must import; otherwise at the level the recipe gave it.
+for item in CONFIG.get("imports", []):
+    module, extension = item["module"], item["extension"]
+    check("import:" + module, lambda m=module: importlib.import_module(m) and None,
+          level="error" if extension in present else item.get("level", "warning"))
 
 print(json.dumps(RESULTS))

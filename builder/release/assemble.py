@@ -33,7 +33,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,8 +295,12 @@ def assemble(
     build: str | None = None,
     previous_state: Path | None = None,
     today: dt.date | None = None,
+    check_branches: Callable[[list[str]], object] | None = None,
 ) -> Assembled:
-    """Merge the build outputs in ``directories`` into the release directory ``out``."""
+    """Merge the build outputs in ``directories`` into the release directory ``out``.
+
+    ``check_branches`` is given the Alpine branch of every target before anything is
+    written; it raises to refuse them (the end-of-life rule, :mod:`builder.release.eol`)."""
     if not directories:
         raise UsageError("release assemble needs at least one input directory")
     _prepare_out(out, directories)
@@ -309,6 +313,8 @@ def assemble(
         dirs = [str(t.directory) for t, k in zip(targets, keys, strict=True) if k == dup]
         raise DuplicateTargetError(f"target {dup} comes from more than one: {', '.join(dirs)}")
     previous = load_state(previous_state) if previous_state else {}
+    if check_branches is not None:  # policy, once every input has been read
+        check_branches([t.alpine_branch for t in targets])
     url = base_url or out.resolve().as_uri() + "/"
 
     with writing(f"the release directory {out}"):

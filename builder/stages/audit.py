@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import posixpath
 import re
@@ -21,14 +22,15 @@ from builder.lowlevel.elf import (
     read_elf,
 )
 from builder.platforms import Arch, is_glibc_only_name, is_musl_libc_name
+from builder.stages.build_details import BUILD_DETAILS, build_details_problems
 from builder.stages.closure import Requester, find_library
-from builder.stages.relocate import PLACEHOLDER, prefix_pattern
+from builder.stages.relocate import PLACEHOLDER, SYSTEM_VARS, prefix_pattern
 
 # Every rule of the audit, in report order (Finding.check is one of these).
 AUDIT_RULES = ("elf-machine", "elf-interpreter", "elf-segments", "elf-arm-level", "rpath",
                "needed",
-               "needed-path", "glibc", "symlink", "prefix", "shebang", "externally-managed",
-               "layout")
+               "needed-path", "glibc", "symlink", "prefix", "build-details", "shebang",
+               "externally-managed", "layout")
 
 
 def rules_for(arch: Arch) -> tuple[str, ...]:
@@ -231,6 +233,36 @@ def _sysconfig_findings(rel: str, text: str) -> list[Finding]:
     return out
 
 
+_MAX_KEYS = 12  # keys named one by one per file; the rest counted
+
+
+def _sysconfig_json_findings(rel: str, text: str) -> list[Finding]:
+    """``_sysconfig_vars_*.json`` (3.14): the same relocatable values as the sysconfig data
+    (install directories at the placeholder, no value naming /usr), each key named."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        return [Finding("prefix", rel, "not a JSON object of sysconfig variables")]
+    bad = [(key, value) for key, value in data.items()
+           if isinstance(value, str) and key not in SYSTEM_VARS and _BUILD_PREFIX.search(value)]
+    bad.sort(key=lambda kv: kv[0] not in _INSTALL_DIRS)  # the install directories first
+    out = [Finding("prefix", rel, f"{key} names /usr: {value[:80]!r} (relocate writes "
+                   f"{PLACEHOLDER}, as in the sysconfig data)")
+           for key, value in bad[:_MAX_KEYS]]
+    if len(bad) > _MAX_KEYS:
+        out.append(Finding("prefix", rel, f"and {len(bad) - _MAX_KEYS} more keys name /usr: "
+                           + ", ".join(k for k, _ in bad[_MAX_KEYS:])[:300]))
+    for key in _INSTALL_DIRS:
+        value = data.get(key)
+        if (isinstance(value, str) and not _BUILD_PREFIX.search(value)
+                and value != PLACEHOLDER and not value.startswith(PLACEHOLDER + "/")):
+            out.append(Finding("prefix", rel, f"{key} is {value[:80]!r}: not the relocatable "
+                               f"{PLACEHOLDER}"))
+    return out
+
+
 def _makefile_findings(rel: str, text: str) -> list[Finding]:
     out = []
     for m in re.finditer(r"^(prefix|exec_prefix)[ \t]*:?=[ \t]*(.*)$", text, re.M):
@@ -290,6 +322,18 @@ def audit_text(tree: Path, minor: str) -> list[Finding]:
             findings += _sysconfig_findings(rel, text)
         else:
             findings += _makefile_findings(rel, text)  # prefix= of a .pc file: same rule
+    for sj in sorted(stdlib.glob("_sysconfig_vars_*.json")):
+        text = None if sj.is_symlink() else _read(sj)
+        if text is not None:
+            findings += _sysconfig_json_findings(sj.relative_to(root).as_posix(), text)
+    details = stdlib / BUILD_DETAILS
+    if details.exists() or details.is_symlink():
+        rel = details.relative_to(root).as_posix()
+        if details.is_symlink() or not details.is_file():
+            findings.append(Finding("build-details", rel, "not a regular file"))
+        else:
+            findings += [Finding("build-details", rel, problem)
+                         for problem in build_details_problems(details, tree, _BUILD_PREFIX)]
     for mk in sorted(stdlib.glob("config-*/Makefile")):
         text = None if mk.is_symlink() else _read(mk)
         if text is not None:

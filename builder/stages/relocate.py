@@ -3,13 +3,16 @@
 - every ELF finds bundled libraries through an ``$ORIGIN``-relative RPATH;
 - ``_sysconfigdata_*.py`` names the placeholder prefix ``/install`` (the prefix uv rewrites
   on install, as for python-build-standalone) and, when imported, points those values at
-  the tree it lives in;
+  the tree it lives in; 3.14's JSON twin ``_sysconfig_vars_*.json`` gets the same values;
+- PEP 739's ``build-details.json`` (3.14) names paths relative to itself
+  (:mod:`builder.stages.build_details`);
 - ``python3.X-config``, pkg-config files, the config Makefile and script shebangs stop
   naming the build prefix.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import pprint
@@ -18,12 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import StageError
+from builder.lowlevel.boundedio import MIB
 from builder.lowlevel.elf import is_elf, read_elf
+from builder.lowlevel.jsonio import read_json_object
 from builder.lowlevel.links import rewrite, rewrite_text
 from builder.lowlevel.patcher import ElfPatcher
 from builder.lowlevel.sysconfigdata import build_time_vars
 from builder.platforms import is_musl_libc_name
 from builder.progress import Reporter
+from builder.stages.build_details import BUILD_DETAILS, relocate_build_details
 
 PLACEHOLDER = "/install"
 SYSCONFIG_HEADER = "# system configuration generated and used by the sysconfig module\n"
@@ -127,6 +133,22 @@ def relocate_sysconfigdata(path: Path, prefix: str) -> None:
     _drop_pyc(path)
 
 
+CAP_SYSCONFIG_JSON = 16 * MIB  # CPython's is ~60 KiB
+
+
+def relocate_sysconfig_json(path: Path, prefix: str) -> None:
+    """``_sysconfig_vars_*.json`` (CPython 3.14 writes ``json.dump`` of the build's
+    ``sysconfig.get_config_vars()`` beside ``_sysconfigdata_*.py``): the same keys made the
+    same as in the sysconfig data, the build prefix replaced by :data:`PLACEHOLDER`."""
+    data = read_json_object(path, cap=CAP_SYSCONFIG_JSON, what="sysconfig variables",
+                            error=StageError, follow_symlinks=False)
+    token = prefix_pattern(prefix)
+    for key, value in data.items():
+        if isinstance(value, str) and key not in SYSTEM_VARS:
+            data[key] = token.sub(PLACEHOLDER, value)
+    rewrite_text(path, json.dumps(data, indent=2) + "\n")
+
+
 def relocate_pkgconfig(path: Path, prefix: str) -> bool:
     lines = path.read_text().splitlines(keepends=True)
     token = prefix_pattern(prefix)
@@ -184,6 +206,17 @@ def relocate(tree: Path, prefix: str, minor: str, patcher: ElfPatcher,
     for sc in sorted(stdlib.glob("_sysconfigdata_*.py")):
         relocate_sysconfigdata(sc, prefix)
         result.rewritten.append(sc.relative_to(tree).as_posix())
+    for sj in sorted(stdlib.glob("_sysconfig_vars_*.json")):
+        if not sj.is_symlink():
+            relocate_sysconfig_json(sj, prefix)
+            result.rewritten.append(sj.relative_to(tree).as_posix())
+    details = stdlib / BUILD_DETAILS
+    if details.is_file() and not details.is_symlink():
+        dropped = relocate_build_details(details, tree, prefix)
+        result.rewritten.append(details.relative_to(tree).as_posix())
+        if dropped:
+            reporter.detail(f"{BUILD_DETAILS}: dropped {', '.join(dropped)} (not in the "
+                            "archive)")
     for pc in sorted((tree / "lib" / "pkgconfig").glob("*.pc")):
         if not pc.is_symlink() and relocate_pkgconfig(pc, prefix):
             result.rewritten.append(pc.relative_to(tree).as_posix())

@@ -28,6 +28,7 @@ from builder.errors import (
     StageError,
     UnsafeArchiveError,
 )
+from builder.extensions import package_imports
 from builder.lowlevel.apkversion import compare
 from builder.lowlevel.boundedio import CAP_MANIFEST
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
@@ -295,6 +296,20 @@ def cross_probe(archive: Path, ident: ArchiveIdentity, dest: Path,
                            f"archive's headers failed: {e.message}")
 
 
+def runtime_imports(info: dict[str, Any]) -> list[dict[str, str]]:
+    """The packages verify imports for the extensions the recipe requires or expects
+    (``compression.zstd`` for ``_zstd``), each at that list's level: an error for a
+    required extension, a warning for an expected one (an error anyway when the extension
+    is in the archive: then the package must import)."""
+    out = []
+    for key, level in (("required_extensions", "error"), ("expected_extensions", "warning")):
+        names = info.get(key)
+        if isinstance(names, list):
+            out += [dict(i, level=level)
+                    for i in package_imports(n for n in names if isinstance(n, str))]
+    return out
+
+
 def _run_checks(
     archive: Path, ident: ArchiveIdentity, image: str, wheelhouse: Path, reporter: Reporter,
     needed: frozenset[str],
@@ -310,6 +325,7 @@ def _run_checks(
     pip = pip_wheel(wheelhouse)
     config = {"required": ident.info.get("required_extensions", []),
               "expected": ident.info.get("expected_extensions", []),
+              "imports": runtime_imports(ident.info),
               "thread_stack_size": thread_stack_size}
     script = resources.files("builder").joinpath("data/runtime_checks.py").read_bytes()
     env = {"LD_LIBRARY_PATH": ""}

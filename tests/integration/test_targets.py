@@ -122,7 +122,7 @@ def test_two_arches_concurrently_with_a_log_each(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """`build --target ... --jobs 2 --verify`: x86_64 and aarch64 at once, summary, logs."""
     x86, arm = images_for("x86_64", "3.11"), images_for("aarch64", "3.11")
-    code = main(["build", "--target", "3.19:x86_64", "--target", "3.19:aarch64", "--jobs", "2",
+    code = main(["build", "--target", "3.22:x86_64", "--target", "3.22:aarch64", "--jobs", "2",
                  "--image", f"x86_64={x86[0]}", "--image", f"aarch64={arm[0]}",
                  "--verify", "--verify-image", f"x86_64={x86[1]}",
                  "--verify-image", f"aarch64={arm[1]}",
@@ -130,7 +130,7 @@ def test_two_arches_concurrently_with_a_log_each(tmp_path: Path,
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
     assert {t["target"]: t["state"] for t in report["targets"]} == {
-        "3.19:x86_64": "ok", "3.19:aarch64": "ok"}
+        "3.22:x86_64": "ok", "3.22:aarch64": "ok"}
     for t in report["targets"]:
         assert "verify" in Path(t["log"]).read_text()
     _check_archive(tmp_path / "d", "x86_64", "3.11")
@@ -149,13 +149,13 @@ def test_two_arches_concurrently_with_a_log_each(tmp_path: Path,
 def test_a_failing_target_does_not_stop_the_other(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     x86 = images_for("x86_64", "3.11")
-    code = main(["build", "--target", "3.19:x86_64", "--target", "3.18:x86_64", "--jobs", "2",
-                 "--image", f"3.19:x86_64={x86[0]}",
-                 "--image", "3.18:x86_64=musl-pbs-test/no-such-image:1",
+    code = main(["build", "--target", "3.22:x86_64", "--target", "3.23:x86_64", "--jobs", "2",
+                 "--image", f"3.22:x86_64={x86[0]}",
+                 "--image", "3.23:x86_64=musl-pbs-test/no-such-image:1",
                  "--out", str(tmp_path / "d"), "--work", str(tmp_path / "w"), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 15
     states = {t["target"]: t for t in report["targets"]}
-    assert states["3.19:x86_64"]["state"] == "ok"
-    assert states["3.18:x86_64"]["state"] == "failed"
-    assert "no-such-image" in states["3.18:x86_64"]["error"]
+    assert states["3.22:x86_64"]["state"] == "ok"
+    assert states["3.23:x86_64"]["state"] == "failed"
+    assert "no-such-image" in states["3.23:x86_64"]["error"]

@@ -23,9 +23,10 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "alpine"
 RELEASES_JSON = DATA / "releases.json"
 LATEST_YAML = DATA / "latest-releases.yaml"
 SNAPSHOT_DAY = "2025-07-16"  # the documents describe mid-2025 (their README)
+MATRIX_2025 = DATA / "matrix-2025.yaml"  # matrix.yaml as it was then (the same README)
 
 
-def current_state(document: Path, matrix: Path = DEFAULT_MATRIX) -> dict[str, dict[str, str]]:
+def current_state(document: Path, matrix: Path = MATRIX_2025) -> dict[str, dict[str, str]]:
     """Every matrix target the document speaks for, built from its newest release."""
     doc = read_document(str(document))
     targets = {}
@@ -46,7 +47,10 @@ def write_state(path: Path, targets: dict[str, dict[str, str]]) -> Path:
 
 
 def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["alpine", "check", *args])
+    """`alpine check` with the matrix and the day of the documents (``args`` may name
+    others: the last --matrix / --today wins)."""
+    code = main(["alpine", "check", "--matrix", str(MATRIX_2025), "--today", SNAPSHOT_DAY,
+                 *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -61,13 +65,16 @@ def test_nothing_new_prints_nothing(
                            "--today", SNAPSHOT_DAY)
     assert (code, out) == (0, "")
     # stdout stays the targets; a release past its end of life is said on stderr (only
-    # releases.json carries eol_date: 3.18's was 2025-05-09)
+    # releases.json carries eol_date; the matrix's eol says the same for the yaml): with
+    # nothing new of it to publish, that is no refusal
     if document == RELEASES_JSON:
         assert err.splitlines() == [
             "ended: Alpine 3.18 is past its end of life (2025-05-09): drop it from "
-            "matrix.yaml (musl-pbs alpine update-matrix)"]
+            "matrix-2025.yaml (musl-pbs alpine update-matrix)"]
     else:
-        assert err == ""
+        assert err.splitlines() == [
+            "ended: Alpine 3.18 reached its end of life on 2025-05-09 (matrix-2025.yaml): "
+            "drop it from matrix-2025.yaml (musl-pbs alpine update-matrix)"]
     code, out, _ = check(capsys, "--releases", str(document), "--state", str(state), "--json",
                          "--today", SNAPSHOT_DAY)
     assert (code, out) == (0, "[]\n")
@@ -115,8 +122,13 @@ def test_the_yaml_of_one_branch_and_arch(
 def test_missing_state_makes_every_matrix_target_new(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = check(capsys, "--releases", str(RELEASES_JSON),
-                         "--state", str(tmp_path / "none.json"), "--json")
+    code, out, err = check(capsys, "--releases", str(RELEASES_JSON),
+                           "--state", str(tmp_path / "none.json"), "--json")
+    # 3.18 had ended by then (releases.json and the matrix agree): refused, named
+    assert (code, out) == (24, "")
+    assert "Alpine 3.18 is past its end of life (2025-05-09)" in err and "--allow-eol" in err
+    code, out, err = check(capsys, "--releases", str(RELEASES_JSON),
+                           "--state", str(tmp_path / "none.json"), "--json", "--allow-eol")
     assert code == 0
     found = json.loads(out)
     assert {t["target"] for t in found} == set(current_state(RELEASES_JSON))
@@ -146,7 +158,8 @@ def test_state_written_by_assemble_round_trips(
                       alpine_release="3.21.4", image="alpine:3.21", image_id="sha256:" + "1" * 64)
     pack(tree, name, tmp_path / "built", info, 1_700_000_000, NullReporter())
     assert main(["release", "assemble", str(tmp_path / "built"), "--out",
-                 str(tmp_path / "release"), "--build", "20250716"]) == 0
+                 str(tmp_path / "release"), "--build", "20250716", "--matrix",
+                 str(MATRIX_2025), "--today", SNAPSHOT_DAY]) == 0
     capsys.readouterr()
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text('releases:\n  "3.21": {python: "3.12", musl: "1.2.5", arches: [x86_64]}\n')
@@ -211,3 +224,31 @@ def test_a_missing_document_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, _, err = check(capsys, "--releases", str(tmp_path / "nope.json"),
                          "--state", str(tmp_path / "s.json"))
     assert code == 2 and "nope.json: no such file" in err
+
+
+def test_ended_by_the_matrix_eol_alone_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A document that carries no eol_date (latest-releases.yaml): matrix.yaml's eol
+    decides. As of 2026-12-07 Alpine 3.21 has ended (2026-11-01)."""
+    code, out, err = check(capsys, "--releases", str(LATEST_YAML), "--state",
+                           str(tmp_path / "none.json"), "--today", "2026-12-07")
+    assert (code, out) == (24, "")
+    assert "Alpine 3.21 reached its end of life on 2026-11-01" in err
+    code, out, _ = check(capsys, "--releases", str(LATEST_YAML), "--state",
+                         str(tmp_path / "none.json"), "--today", "2026-12-07", "--allow-eol")
+    assert (code, out) == (0, "3.21:x86_64\tnever built\n")
+
+
+def test_the_repository_matrix_is_supported_today(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """matrix.yaml as shipped: nothing in it has ended on 2026-12-07 (the day it was last
+    brought in step), so the nightly check lists its targets without --allow-eol."""
+    code, out, err = check(capsys, "--releases", str(RELEASES_JSON), "--state",
+                           str(tmp_path / "none.json"), "--matrix", str(DEFAULT_MATRIX),
+                           "--today", "2026-12-07", "--json")
+    assert code == 0, err
+    assert {t["alpine"] for t in json.loads(out)} == {"3.22"}  # the one the fixture knows
+    assert "ended" not in err
+    assert load_matrix().default_release == "3.22"

@@ -18,7 +18,7 @@ from builder.config import (
     load_recipe,
 )
 from builder.errors import ConfigError, UsageError
-from builder.plan import expand, select
+from builder.plan import Target, expand, select
 
 GOOD = """image: "alpine:{tag}"
 default_release: "3.20"
@@ -64,6 +64,12 @@ def test_expand_and_select(tmp_path: Path) -> None:
     (GOOD.replace("    arches: [x86_64, aarch64, riscv64]", "    arch: [x86_64]"), 8,
      "releases.3.20.arch: unknown key"),
     (GOOD.replace('"alpine:{tag}"', '"alpine:latest"'), 1, "image"),
+    (GOOD.replace('musl: "1.2.4",', 'musl: "1.2.4", eol: "soon",'), 4,
+     "releases.3.19.eol: 'soon' is not a date"),
+    (GOOD.replace('musl: "1.2.4",', 'musl: "1.2.4", eol: "2025-02-30",'), 4,
+     "releases.3.19.eol: '2025-02-30' is not a date"),
+    (GOOD.replace('    musl: "1.2.5"', '    musl: "1.2.5"\n    eol: 2027-05-01 10:00:00'), 8,
+     "releases.3.20.eol: must be a date"),
 ])
 def test_bad_matrix_names_file_and_line(tmp_path: Path, text: str, line: int, needle: str
                                         ) -> None:
@@ -124,3 +130,63 @@ def test_python3_extras_are_optional_everywhere() -> None:
         assert set(EXTRA_SUBPACKAGES) <= set(recipe.optional_packages)
         assert "python3-dev" in recipe.optional_packages
         assert "python3-tkinter" not in recipe.packages  # never required
+
+
+def test_eol_is_parsed_quoted_or_not(tmp_path: Path) -> None:
+    import datetime as dt
+    text = (GOOD.replace('musl: "1.2.4",', 'musl: "1.2.4", eol: 2025-11-01,')
+            .replace('    musl: "1.2.5"', '    musl: "1.2.5"\n    eol: "2026-04-01"'))
+    m = load_matrix(_write(tmp_path, text))
+    r19, r20 = m.releases
+    assert (r19.eol, r20.eol) == (dt.date(2025, 11, 1), dt.date(2026, 4, 1))
+    assert not r19.ended(dt.date(2025, 11, 1)) and r19.ended(dt.date(2025, 11, 2))
+    assert load_matrix(_write(tmp_path, GOOD)).releases[0].eol is None  # optional (edge)
+
+
+def test_repo_matrix_follows_alpine_as_of_2026_12_07() -> None:
+    """Supported on 2026-12-07: 3.22, 3.23, 3.24 (Python 3.12, 3.12, 3.14; 3.24 has musl
+    1.2.6); the default is the oldest supported release, and none has ended."""
+    import datetime as dt
+    m = load_matrix()
+    assert [(r.tag, r.python, r.musl, r.eol) for r in m.releases] == [
+        ("3.22", "3.12", "1.2.5", dt.date(2027, 5, 1)),
+        ("3.23", "3.12", "1.2.5", dt.date(2027, 11, 1)),
+        ("3.24", "3.14", "1.2.6", dt.date(2028, 5, 1))]
+    today = dt.date(2026, 12, 7)
+    assert not any(r.ended(today) for r in m.releases)
+    supported = sorted(m.releases, key=lambda r: tuple(map(int, r.tag.split("."))))
+    assert m.default_release == supported[0].tag
+
+
+def test_build_warns_about_an_ended_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`musl-pbs build` of a release past its eol (or not in the matrix) warns on stderr and
+    in --json's 'warnings'; a supported one does not. The build itself is faked here."""
+    from builder.commands import build_cmd
+    built: list[str] = []
+
+    def fake_build(args: object, matrix: object, recipes: object, target: Target, *rest: object,
+                   **kw: object) -> dict[str, object]:
+        built.append(target.release)
+        return {"paths": ["a.tar.gz"], "manifest": {"python_version": "3.11.9"},
+                "seconds": 1.0, "timings": []}
+
+    monkeypatch.setattr(build_cmd, "_build_one", fake_build)
+    matrix = _write(tmp_path, GOOD.replace('musl: "1.2.4",', 'musl: "1.2.4", eol: "2025-11-01",'))
+    base = ["build", "--arch", "x86_64", "--matrix", str(matrix), "--out", str(tmp_path / "o"),
+            "--work", str(tmp_path / "w")]
+    assert main([*base, "--alpine", "3.19", "--today", "2025-11-02", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: Alpine 3.19 reached its end of life on 2025-11-01" in captured.err
+    assert json.loads(captured.out)["warnings"] == [
+        "Alpine 3.19 reached its end of life on 2025-11-01 (gets no security fixes): build "
+        "from a supported release of matrix.yaml"]
+    assert main([*base, "--alpine", "3.19", "--today", "2025-11-01", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "warnings" not in json.loads(captured.out)
+    assert main([*base, "--alpine", "3.17", "--today", "2025-11-01"]) == 0
+    assert "Alpine 3.17 is not a release of matrix.yaml" in capsys.readouterr().err
+    assert main([*base, "--today", "2030-01-01"]) == 0  # the default (3.20): no eol known
+    assert "warning" not in capsys.readouterr().err
+    assert built == ["3.19", "3.19", "3.17", "3.20"]

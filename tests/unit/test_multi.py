@@ -20,7 +20,7 @@ from builder.plan import Target, select
 
 
 def _targets() -> list[Target]:
-    return select(load_matrix(), ["3.19:x86_64", "3.19:aarch64", "3.19:armv7"])
+    return select(load_matrix(), ["3.22:x86_64", "3.22:aarch64", "3.22:armv7"])
 
 
 def test_failures_are_isolated(tmp_path: Path) -> None:
@@ -37,21 +37,21 @@ def test_failures_are_isolated(tmp_path: Path) -> None:
     runner = Runner(_targets(), job, 2, tmp_path / "logs", console)
     outcomes = runner.run()
     states = {o.target.name: o.state for o in outcomes}
-    assert states == {"3.19:x86_64": "ok", "3.19:aarch64": "failed", "3.19:armv7": "failed"}
+    assert states == {"3.22:x86_64": "ok", "3.22:aarch64": "failed", "3.22:armv7": "failed"}
     by_name = {o.target.name: o for o in outcomes}
-    assert by_name["3.19:x86_64"].archive == tmp_path / "x86_64.tar.gz"
+    assert by_name["3.22:x86_64"].archive == tmp_path / "x86_64.tar.gz"
     # Built in a worker process, and its report came back to the parent.
-    assert by_name["3.19:x86_64"].report["pid"] in runner.worker_pids
+    assert by_name["3.22:x86_64"].report["pid"] in runner.worker_pids
     assert os.getpid() not in runner.worker_pids and len(runner.worker_pids) == 2
-    assert "no interpreter" in by_name["3.19:aarch64"].error
-    log = by_name["3.19:aarch64"].log.read_text()
-    assert "pretending to build 3.19:aarch64" in log and "hint: check the recipe" in log
+    assert "no interpreter" in by_name["3.22:aarch64"].error
+    log = by_name["3.22:aarch64"].log.read_text()
+    assert "pretending to build 3.22:aarch64" in log and "hint: check the recipe" in log
     assert "apk output line" in log
-    assert "RuntimeError: a bug" in by_name["3.19:armv7"].log.read_text()
+    assert "RuntimeError: a bug" in by_name["3.22:armv7"].log.read_text()
     out = Console(file=io.StringIO(), width=200)
     out.print(summary(outcomes))
     text = out.file.getvalue()  # type: ignore[attr-defined]
-    assert "3.19:aarch64" in text and "failed" in text
+    assert "3.22:aarch64" in text and "failed" in text
 
 
 def test_targets_run_in_parallel_processes(tmp_path: Path) -> None:
@@ -76,9 +76,9 @@ def test_a_worker_that_dies_fails_its_target_only(tmp_path: Path) -> None:
 
     outcomes = Runner(_targets(), job, 2, tmp_path / "logs", Console(file=io.StringIO())).run()
     states = {o.target.name: (o.state, o.error) for o in outcomes}
-    assert states["3.19:aarch64"][0] == "failed"
-    assert "worker process died" in states["3.19:aarch64"][1]
-    assert states["3.19:x86_64"][0] == "ok" and states["3.19:armv7"][0] == "ok"
+    assert states["3.22:aarch64"][0] == "failed"
+    assert "worker process died" in states["3.22:aarch64"][1]
+    assert states["3.22:x86_64"][0] == "ok" and states["3.22:armv7"][0] == "ok"
 
 
 @pytest.mark.usefixtures("python_sigint")

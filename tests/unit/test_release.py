@@ -23,6 +23,10 @@ from builder.release.uvmeta import download_metadata, version_parts
 from builder.stages.pack import build_info, pack
 
 BUILD = "20250101"
+# The targets below come from Alpine 3.19 and 3.21: assembled as of mid-2025, with the
+# matrix of that time (its eol dates), when both were supported.
+MATRIX_2025 = Path(__file__).resolve().parent.parent / "data" / "alpine" / "matrix-2025.yaml"
+ASSEMBLE = ["release", "assemble", "--matrix", str(MATRIX_2025), "--today", "2025-07-16"]
 UV_FIELDS = {"name", "arch", "os", "libc", "major", "minor", "patch", "prerelease", "url",
              "sha256", "variant", "build"}
 
@@ -72,7 +76,7 @@ def test_assemble_happy_path(
     inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "release"
-    code = main(["release", "assemble", *map(str, inputs), "--out", str(out), "--build", BUILD])
+    code = main([*ASSEMBLE, *map(str, inputs), "--out", str(out), "--build", BUILD])
     assert code == 0, capsys.readouterr().err
     x86 = ArchiveName("3.12.8", get_arch("x86_64"))
     arm64 = ArchiveName("3.12.8", get_arch("aarch64"))
@@ -161,7 +165,7 @@ def test_base_url_and_json_summary(
 ) -> None:
     out = tmp_path / "release"
     base = "https://example.invalid/releases/download/20250101"
-    code = main(["release", "assemble", *map(str, inputs), "--out", str(out), "--build", BUILD,
+    code = main([*ASSEMBLE, *map(str, inputs), "--out", str(out), "--build", BUILD,
                  "--base-url", base, "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
@@ -181,7 +185,7 @@ def test_refuses_a_checksum_mismatch(
     with damaged.open("ab") as f:
         f.write(b"\0")
     out = tmp_path / "release"
-    code = main(["release", "assemble", str(one), str(two), "--out", str(out)])
+    code = main([*ASSEMBLE, str(one), str(two), "--out", str(out)])
     assert code == 21
     err = capsys.readouterr().err
     assert str(damaged) in err
@@ -197,7 +201,7 @@ def test_refuses_a_mismatch_with_the_directorys_sha256sums(
     sums = one / "SHA256SUMS"
     name = ArchiveName("3.12.8", get_arch("x86_64"))
     sums.write_text(sums.read_text().replace(_sha(one / name.gz), "0" * 64))
-    assert main(["release", "assemble", str(one), "--out", str(tmp_path / "r")]) == 21
+    assert main([*ASSEMBLE, str(one), "--out", str(tmp_path / "r")]) == 21
     err = capsys.readouterr().err
     assert name.gz in err and "0" * 64 in err
 
@@ -209,7 +213,7 @@ def test_refuses_a_duplicate_target(
     again = tmp_path / "in" / "again"
     make_target(again, "3.12.8", "x86_64", "3.22.1")  # same archive name as in one/
     out = tmp_path / "release"
-    code = main(["release", "assemble", str(one), str(two), str(again), "--out", str(out)])
+    code = main([*ASSEMBLE, str(one), str(two), str(again), "--out", str(out)])
     assert code == 22
     err = capsys.readouterr().err
     assert "cpython-3.12.8-linux-x86_64-musl" in err
@@ -222,7 +226,7 @@ def test_refuses_an_archive_without_its_manifest(
 ) -> None:
     one, _ = inputs
     (one / "cpython-3.12.8-linux-x86_64-musl.json").unlink()
-    assert main(["release", "assemble", str(one), "--out", str(tmp_path / "r")]) == 20
+    assert main([*ASSEMBLE, str(one), "--out", str(tmp_path / "r")]) == 20
     assert "without its manifest" in capsys.readouterr().err
 
 
@@ -232,7 +236,7 @@ def test_refuses_a_non_empty_out(
     out = tmp_path / "release"
     out.mkdir()
     (out / "old.txt").write_text("x")
-    assert main(["release", "assemble", *map(str, inputs), "--out", str(out)]) == 2
+    assert main([*ASSEMBLE, *map(str, inputs), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["old.txt"]
 
@@ -245,7 +249,7 @@ def test_previous_state_is_carried_forward(inputs: tuple[Path, Path], tmp_path: 
         "3.21:x86_64": {"target": "3.21:x86_64", "alpine_release": "3.21.0", "build": "20240601"},
     }}))
     out = tmp_path / "release"
-    assert main(["release", "assemble", str(one), "--out", str(out), "--build", BUILD,
+    assert main([*ASSEMBLE, str(one), "--out", str(out), "--build", BUILD,
                  "--previous-state", str(previous)]) == 0
     targets = json.loads((out / "state.json").read_text())["targets"]
     assert targets["3.20:s390x"]["build"] == "20240601"  # not rebuilt: carried
@@ -256,7 +260,7 @@ def test_previous_state_is_carried_forward(inputs: tuple[Path, Path], tmp_path: 
 def test_build_tag_must_be_a_date(
     inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["release", "assemble", *map(str, inputs), "--out", str(tmp_path / "r"),
+    assert main([*ASSEMBLE, *map(str, inputs), "--out", str(tmp_path / "r"),
                  "--build", "v1"]) == 2
     assert "YYYYMMDD" in capsys.readouterr().err
 
@@ -286,3 +290,31 @@ def test_pbs_names_round_trip(arch: str) -> None:
     assert parse_pbs_install_only_name(filename) == (name, BUILD)
     assert uv_download_key(name) == (
         f"cpython-3.12.8-linux-{name.arch.uv_family}-{name.arch.uv_libc}")
+
+
+def test_an_ended_release_is_refused_without_allow_eol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3.19 ended on 2025-11-01 (matrix-2025.yaml's eol): refused after it, with the
+    hint; --allow-eol publishes it and says so; a release the matrix lacks is refused too."""
+    one = tmp_path / "one"
+    make_target(one, "3.11.12", "x86_64", "3.19.8")
+    out = tmp_path / "release"
+    late = ["release", "assemble", "--matrix", str(MATRIX_2025), "--today", "2025-11-02"]
+    assert main([*late, str(one), "--out", str(out)]) == 24
+    err = capsys.readouterr().err
+    assert "Alpine 3.19 reached its end of life on 2025-11-01" in err and "--allow-eol" in err
+    assert not out.exists() and not list(tmp_path.glob(".release.*"))
+    # on its last day it is still supported
+    assert main(["release", "assemble", "--matrix", str(MATRIX_2025), "--today", "2025-11-01",
+                 str(one), "--out", str(out)]) == 0
+    capsys.readouterr()
+    again = tmp_path / "again"
+    assert main([*late, "--allow-eol", "--json", str(one), "--out", str(again)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["warnings"] == [
+        "Alpine 3.19 reached its end of life on 2025-11-01 (gets no security fixes)"]
+    assert "published because of --allow-eol" in captured.err
+    # the repository's matrix.yaml holds the supported releases only: 3.19 is not one
+    assert main(["release", "assemble", str(one), "--out", str(tmp_path / "r3")]) == 24
+    assert "Alpine 3.19 is not a release of matrix.yaml" in capsys.readouterr().err
