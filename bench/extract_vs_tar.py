@@ -2,24 +2,24 @@
 """The export's extraction (acquire's) against GNU `tar -x`, on the same byte stream.
 
 Usage: .venv/bin/python bench/extract_vs_tar.py [--image IMAGE ...] [--rounds 5] [--tmp DIR]
+                                               [--before CHECKOUT]
 
 For each image: a container of it, the recipe's `apk add` (as acquire runs it), python3's
 facts, then `docker export` saved once to a file in DIR. Each round then unpacks that same
-file into a new directory of DIR with GNU `tar -xf` and with acquire's own entry point
-(`builder.stages.acquire.extract_export`: its transform, its safety rules; the skip rule
-as acquire uses it). "ours before" is that entry point as it was before issue 22: every
-file created by the reader itself (`extract.CREATORS = 0`) and `skip_in_export` alone, the
-recipe's prune not applied; "ours" is it now (creator threads, `recipe_skip`). The order
-turns each round so every side meets the same load; the trees are removed (untimed) after
-each run. Prints each wall and CPU time (tar: its own; ours: this process's, its threads
-included), the medians, ours ÷ tar, and the load averages before and after. Without
---image: the test ground's x86_64 3.11 image and, when it is built, its unstripped twin
+file into a new directory of DIR with GNU `tar -xf` and with acquire's extraction
+(`extract` with acquire's transform and skip rule, its safety rules; in a fresh interpreter
+that times the extraction alone), and with `--before CHECKOUT` also with that checkout's
+code. The order turns each round so every side meets the same load; the trees are removed
+(untimed) after each run. Prints each wall and CPU time (tar's; the extraction's own), the
+medians, ours ÷ tar, and the load averages before and after. Without --image: the test
+ground's x86_64 3.11 image and, when it is built, its unstripped twin
 (`tests/fixtures/build-images ... --cached-only`: never built here).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -29,21 +29,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from builder.config import find_recipe  # noqa: E402
-from builder.lowlevel import apk, extract  # noqa: E402
+from builder.lowlevel import apk  # noqa: E402
 from builder.lowlevel.container import Container, docker_client  # noqa: E402
 from builder.platforms import get_arch  # noqa: E402
-from builder.stages.acquire import (  # noqa: E402
-    extract_export,
-    python_facts,
-    recipe_skip,
-    skip_in_export,
-)
+from builder.stages.acquire import python_facts  # noqa: E402
 
 
 def cached_image(*flags: str) -> str | None:
@@ -60,9 +56,9 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def make_export(image: str, minor: str, dest: Path) -> Callable[[str], bool]:
+def make_export(image: str, minor: str, dest: Path) -> str:
     """``docker export`` of ``image`` after the recipe's apk add, saved to ``dest``; the
-    skip rule acquire derives for it."""
+    facts of its python3 (JSON)."""
     arch = get_arch("x86_64")
     recipe = find_recipe(minor)
     with Container(docker_client(), image, platform=arch.docker_platform, purpose="bench",
@@ -77,7 +73,7 @@ def make_export(image: str, minor: str, dest: Path) -> Callable[[str], bool]:
             shutil.copyfileobj(stream, f, 1 << 20)
     print(f"export: {dest.stat().st_size / 1e6:.1f} MB (Python {facts.version}, stdlib "
           f"{facts.stdlib}; optional packages missing: {', '.join(missing) or 'none'})")
-    return recipe_skip(recipe, facts)
+    return json.dumps(asdict(facts))
 
 
 def run_tar(export: Path, dest: Path) -> tuple[float, float]:
@@ -90,19 +86,38 @@ def run_tar(export: Path, dest: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def run_ours(skip: Callable[[str], bool], creators: int
+# Run by the python of this checkout with PYTHONPATH set to the checkout to time: the
+# extraction alone (no interpreter start, no imports), as acquire calls it in that code.
+_OURS = """
+import json, resource, sys, time
+from pathlib import Path
+from builder.config import find_recipe
+from builder.lowlevel.extract import extract
+from builder.lowlevel.tarstream import ROOTFS_LIMITS
+import builder.stages.acquire as a
+export, dest, facts, minor = sys.argv[1:5]
+skip = a.skip_in_export
+if hasattr(a, "recipe_skip"):
+    skip = a.recipe_skip(find_recipe(minor), a.PythonFacts.from_json(json.loads(facts)))
+before = resource.getrusage(resource.RUSAGE_SELF)
+start = time.monotonic()
+with open(export, "rb") as f:
+    extract(f, Path(dest), ROOTFS_LIMITS, transform=a.export_transform, skip=skip,
+            label="export")
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(time.monotonic() - start, sum(getattr(after, k) - getattr(before, k)
+                                    for k in ("ru_utime", "ru_stime")))
+"""
+
+
+def run_ours(checkout: Path, facts: str, minor: str
              ) -> Callable[[Path, Path], tuple[float, float]]:
     def run(export: Path, dest: Path) -> tuple[float, float]:
-        extract.CREATORS = creators
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        start = time.monotonic()
-        with export.open("rb") as f:
-            extract_export(f, dest, skip=skip, label=str(export))
-        wall = time.monotonic() - start
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        extract.CREATORS = default_creators
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    default_creators = extract.CREATORS
+        out = subprocess.run([sys.executable, "-c", _OURS, str(export), str(dest), facts,
+                              minor], env={**os.environ, "PYTHONPATH": str(checkout)},
+                             capture_output=True, text=True, check=True)
+        wall, cpu = out.stdout.split()
+        return float(wall), float(cpu)
     return run
 
 
@@ -110,18 +125,18 @@ def count(tree: Path) -> int:
     return sum(len(d) + len(f) for _, d, f in os.walk(tree))
 
 
-def bench(image: str, rounds: int, tmp: Path | None, minor: str) -> None:
+def bench(image: str, rounds: int, tmp: Path | None, minor: str, before: Path | None
+          ) -> None:
     print(f"== {image}")
     print(f"load average before: {load()}  (cores: {os.cpu_count()})")
     with tempfile.TemporaryDirectory(prefix="musl-pbs-extract-", dir=tmp) as where:
         root = Path(where)
         export = root / "export.tar"
-        skip = make_export(image, minor, export)
+        facts = make_export(image, minor, export)
         sides: dict[str, Callable[[Path, Path], tuple[float, float]]] = {
-            "tar -x": run_tar,
-            "ours before": run_ours(skip_in_export, 0),
-            "ours": run_ours(skip, extract.CREATORS),
-        }
+            "tar -x": run_tar, "ours": run_ours(REPO, facts, minor)}
+        if before is not None:
+            sides["ours before"] = run_ours(before, facts, minor)
         names = list(sides)
         times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         entries: dict[str, int] = {}
@@ -151,6 +166,9 @@ def main() -> int:
     p.add_argument("--image", action="append", help="image with apk and python3 (repeatable)")
     p.add_argument("--python", default="3.11", help="the recipe's minor (3.11)")
     p.add_argument("--rounds", type=int, default=5, help="rounds of each side (5)")
+    p.add_argument("--before", type=Path, metavar="CHECKOUT",
+                   help="also time the extraction of another checkout of musl-pbs (e.g. "
+                   "`git archive main`, unpacked)")
     p.add_argument("--tmp", type=Path, metavar="DIR",
                    help="where the export and the trees go (default: $TMPDIR)")
     args = p.parse_args()
@@ -159,7 +177,7 @@ def main() -> int:
         print("no image to measure")
         return 1
     for image in images:
-        bench(image, args.rounds, args.tmp, args.python)
+        bench(image, args.rounds, args.tmp, args.python, args.before)
     return 0
 
 

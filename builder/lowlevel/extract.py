@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
 import shutil
 import stat
 import tarfile
-import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from builder.errors import (
     ExtractionLimitError,
@@ -46,20 +44,13 @@ from builder.errors import (
     UnwritableOutputError,
 )
 from builder.lowlevel.tarstream import CHUNK, READ_ERRORS, ByteStream, Limits, MiB, open_tar
-from builder.lowlevel.threads import join_all, start_shielded
 
 _MAX_HOPS = 40  # symlinks followed while resolving one target (Linux's MAXSYMLINKS)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-# Regular files up to SMALL_FILE bytes are created by CREATORS worker threads (_Creators;
-# 0: none, the reader creates every file), at most IN_FLIGHT_FILES / IN_FLIGHT_BYTES of
-# them waiting at once; larger ones by the reader.
-CREATORS = 2
-SMALL_FILE = MiB
-IN_FLIGHT_FILES = 64
-IN_FLIGHT_BYTES = 16 * MiB
 
-# A transform sees each member first and returns it (maybe changed) or None to skip it.
+# A transform sees each member first and returns it (maybe changed, in place or a copy) or
+# None to skip it.
 Transform = Callable[[tarfile.TarInfo], tarfile.TarInfo | None]
 # A skip predicate sees each normalised name; True drops the member unread.
 Skip = Callable[[str], bool]
@@ -112,73 +103,10 @@ def _file_mode(mode: int) -> int:
 
 
 # -- writing ------------------------------------------------------------------------------
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-@dataclass(eq=False)
-class _Job:
-    """One small regular file for a creator: made in ``dir_fd`` (a duplicate the job
-    closes), named ``name``, holding ``data``."""
-
-    dir_fd: int
-    name: str
-    data: bytes
-    mode: int
-    mtime: float
-    done: threading.Event = field(default_factory=threading.Event)
-    error: OSError | None = None
-
-    def run(self, cancelled: threading.Event) -> None:
-        try:
-            if cancelled.is_set():
-                return
-            fd = os.open(self.name, _FILE_FLAGS, 0o600, dir_fd=self.dir_fd)
-            try:
-                _write_all(fd, self.data)
-                os.fchmod(fd, self.mode)
-                os.utime(fd, (self.mtime, self.mtime))
-            finally:
-                os.close(fd)
-        except OSError as e:
-            self.error = e
-        finally:
-            os.close(self.dir_fd)
-            self.done.set()
-
-
-class _Creators:
-    """Threads that create small regular files while the reader goes on with the next
-    members. Creating a file is most of an extraction's time where the kernel works hard
-    for each new inode (ext4 without a journal skips every recently deleted inode, each
-    one looked at, on every creation: bench/README.md); the kernel's work then runs on
-    every core, not only the reader's. The rules are the reader's: a job only ever creates
-    a new name (``O_EXCL | O_NOFOLLOW``) in a directory the reader opened by its own walk,
-    and the reader waits for a file's job before it touches that name again."""
-
-    def __init__(self, workers: int) -> None:
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._cancelled = threading.Event()
-        self._threads = [threading.Thread(target=self._run, name=f"extract-creator-{i}",
-                                          daemon=True) for i in range(workers)]
-        start_shielded(self._threads)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job.run(self._cancelled)
-
-    def submit(self, job: _Job) -> None:
-        self._jobs.put(job)
-
-    def close(self, cancel: bool) -> None:
-        """Stop the threads once the queued jobs ran (or, with ``cancel``, were dropped)."""
-        if cancel:
-            self._cancelled.set()
-        for _ in self._threads:
-            self._jobs.put(None)
-        join_all(self._threads)
 
 
 class _Writer:
@@ -194,60 +122,10 @@ class _Writer:
         self.links: dict[tuple[str, ...], str] = {}  # the symlinks there now -> targets
         self.dirs: dict[tuple[str, ...], tuple[int, float]] = {}
         self._cached: tuple[tuple[str, ...], int] | None = None
-        self._creators: _Creators | None = None
-        self._pending: dict[tuple[str, ...], _Job] = {}  # files being created, by name
-        self._queued: deque[tuple[tuple[str, ...], _Job]] = deque()  # oldest first
-        self._queued_bytes = 0
 
     def close(self) -> None:
-        """Release everything (after an error too: queued files are dropped, and every
-        creator has stopped before this returns, so nothing writes into the tree after)."""
-        try:
-            if self._creators is not None:
-                self._creators.close(cancel=bool(self._queued))
-        finally:
-            self._uncache()
-            os.close(self.root_fd)
-
-    # -- files created by the worker threads ---------------------------------------------
-    def _settle(self, parts: tuple[str, ...], job: _Job) -> None:
-        """Wait for ``job``; its error is this extraction's."""
-        job.done.wait()
-        if self._pending.get(parts) is job:
-            del self._pending[parts]
-        if job.error is not None:
-            raise UnwritableOutputError(
-                f"{self.label}: cannot write {self._where(parts)} under {self.top}: "
-                f"{job.error.strerror}"
-            )
-
-    def _settle_name(self, parts: tuple[str, ...]) -> None:
-        """Wait until the file named ``parts``, if it is being created, is there."""
-        job = self._pending.get(parts)
-        if job is not None:
-            self._settle(parts, job)
-
-    def _settle_oldest(self) -> None:
-        parts, job = self._queued.popleft()
-        self._queued_bytes -= len(job.data)
-        self._settle(parts, job)
-
-    def _settle_all(self) -> None:
-        while self._queued:
-            self._settle_oldest()
-
-    def _create_later(self, parts: tuple[str, ...], pfd: int, data: bytes, mode: int,
-                      mtime: float) -> None:
-        while self._queued and (len(self._queued) >= IN_FLIGHT_FILES
-                                or self._queued_bytes + len(data) > IN_FLIGHT_BYTES):
-            self._settle_oldest()
-        if self._creators is None:
-            self._creators = _Creators(CREATORS)
-        job = _Job(os.dup(pfd), parts[-1], data, mode, mtime)
-        self._pending[parts] = job
-        self._queued.append((parts, job))
-        self._queued_bytes += len(data)
-        self._creators.submit(job)
+        self._uncache()
+        os.close(self.root_fd)
 
     def _uncache(self) -> None:
         if self._cached is not None:
@@ -265,8 +143,6 @@ class _Writer:
         fd = os.dup(self.root_fd)
         try:
             for i, part in enumerate(parts):
-                if self._pending:
-                    self._settle_name(parts[: i + 1])  # a file there: judged once it is
                 try:
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
@@ -307,7 +183,6 @@ class _Writer:
         kind = self.kinds.get(parts)
         if kind is None:
             return False
-        self._settle_name(parts)
         if (kind == "dir") != is_dir:
             raise MalformedArchiveError(
                 f"{self.label}: {self._where(parts)!r} is both a directory and a "
@@ -329,11 +204,6 @@ class _Writer:
                 size: int) -> None:
         pfd = self._walk(parts[:-1], create=True)
         self._make_room(parts, pfd, is_dir=False)
-        if size <= SMALL_FILE and CREATORS > 0:
-            self._create_later(parts, pfd, self._read(parts, data, size), _file_mode(mode),
-                               mtime)
-            self.kinds[parts] = "reg"
-            return
         try:
             fd = os.open(parts[-1], _FILE_FLAGS, 0o600, dir_fd=pfd)
         except OSError as e:
@@ -344,7 +214,19 @@ class _Writer:
         try:
             left = size
             while left > 0:
-                chunk = self._read(parts, data, min(CHUNK, left))
+                try:
+                    chunk = data.read(min(CHUNK, left))
+                except READ_ERRORS as e:
+                    raise MalformedArchiveError(
+                        f"{self.label}: {self._where(parts)}: unreadable data ({e})"
+                    ) from None
+                if not chunk:
+                    raise MalformedArchiveError(
+                        f"{self.label}: {self._where(parts)}: the archive ends inside it"
+                    )
+                if len(chunk) > left:  # cannot happen: a stream's read gives what is asked
+                    raise MalformedArchiveError(f"{self.label}: {self._where(parts)}: "
+                                                "more data than its size")
                 self._write_call(_write_all, parts, fd, chunk)
                 left -= len(chunk)
             self._write_call(os.fchmod, parts, fd, _file_mode(mode))
@@ -352,25 +234,6 @@ class _Writer:
         finally:
             os.close(fd)
         self.kinds[parts] = "reg"
-
-    def _read(self, parts: tuple[str, ...], data: ByteStream, size: int) -> bytes:
-        """Exactly ``size`` bytes of a member's data."""
-        chunks: list[bytes] = []
-        left = size
-        while left > 0:
-            try:
-                chunk = data.read(min(CHUNK, left))
-            except READ_ERRORS as e:
-                raise MalformedArchiveError(
-                    f"{self.label}: {self._where(parts)}: unreadable data ({e})"
-                ) from None
-            if not chunk:
-                raise MalformedArchiveError(
-                    f"{self.label}: {self._where(parts)}: the archive ends inside it"
-                )
-            chunks.append(chunk)
-            left -= len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def hardlink(self, parts: tuple[str, ...], target: tuple[str, ...]) -> bool:
         """Link ``parts`` to the regular file ``target``; False when the target was skipped."""
@@ -384,7 +247,6 @@ class _Writer:
                 + (f"a {'directory' if kind == 'dir' else 'symlink'}" if kind
                    else "not an earlier member of the archive")
             )
-        self._settle_name(target)
         src_fd = os.dup(self._walk(target[:-1], create=False))
         try:
             st = os.stat(target[-1], dir_fd=src_fd, follow_symlinks=False)
@@ -440,7 +302,6 @@ class _Writer:
         """Check every symlink again, then give directories their modes and times."""
         for parts, target in self.links.items():
             self.check_lands_inside(parts, target)
-        self._settle_all()
         self._uncache()
         for parts, (mode, mtime) in sorted(self.dirs.items(), key=lambda d: -len(d[0])):
             fd = os.dup(self._walk(parts, create=False))
@@ -457,6 +318,16 @@ def normalise_name(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
     return name
+
+
+def _member_data(tar: tarfile.TarFile, member: tarfile.TarInfo) -> ByteStream | None:
+    """A regular member's bytes. In a stream read in order, straight from the stream when
+    it stands at the member's data (``extractfile`` adds two buffered layers per member:
+    a quarter of the reading's CPU time on an export); ``next()`` skips what is left."""
+    raw = tar.fileobj
+    if raw is not None and raw.tell() == member.offset_data:
+        return cast(ByteStream, raw)
+    return tar.extractfile(member)
 
 
 def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
@@ -515,7 +386,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
                     f"{label}: more than {limits.max_bytes // MiB} MiB of file data "
                     f"(at {name!r}, {members} members in)"
                 )
-            data = tar.extractfile(member)
+            data = _member_data(tar, member)
             if data is None:  # cannot happen for a regular member
                 raise MalformedArchiveError(f"{label}: {name!r} has no data")
             writer.regular(parts, candidate.mode, candidate.mtime, data, candidate.size)
