@@ -86,8 +86,9 @@ def run_tar(export: Path, dest: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-# Run by the python of this checkout with PYTHONPATH set to the checkout to time: the
-# extraction alone (no interpreter start, no imports), as acquire calls it in that code.
+# Run by the python of this checkout in the checkout to time (its PYTHONPATH and working
+# directory: `-c` puts the working directory first on sys.path): the extraction alone (no
+# interpreter start, no imports), as acquire calls it in that code.
 _OURS = """
 import json, resource, sys, time
 from pathlib import Path
@@ -115,7 +116,7 @@ def run_ours(checkout: Path, facts: str, minor: str
     def run(export: Path, dest: Path) -> tuple[float, float]:
         out = subprocess.run([sys.executable, "-c", _OURS, str(export), str(dest), facts,
                               minor], env={**os.environ, "PYTHONPATH": str(checkout)},
-                             capture_output=True, text=True, check=True)
+                             cwd=checkout, capture_output=True, text=True, check=True)
         wall, cpu = out.stdout.split()
         return float(wall), float(cpu)
     return run
