@@ -234,8 +234,8 @@ def recipe_skip(recipe: Recipe, facts: PythonFacts) -> Skip:
 
 def extract_export(stream: ByteStream, dest: Path, *, skip: Skip = skip_in_export,
                    label: str = "the export") -> Extracted:
-    """The one way an export is unpacked (acquire, ``bench/extract_vs_tar.py``): ``stream``
-    (a ``docker export`` tar) into the new directory ``dest``."""
+    """The one way an export is unpacked: ``stream`` (a ``docker export`` tar) into the new
+    directory ``dest``. (``bench/extract_vs_tar.py`` makes the same call.)"""
     return extract(stream, dest, ROOTFS_LIMITS, transform=export_transform, skip=skip,
                    label=label)
 
