@@ -2,7 +2,7 @@
 """The export's extraction (acquire's) against GNU `tar -x`, on the same byte stream.
 
 Usage: .venv/bin/python bench/extract_vs_tar.py [--image IMAGE ...] [--rounds 5] [--tmp DIR]
-                                               [--before CHECKOUT]
+                                               [--before CHECKOUT] [--keep-trees]
 
 For each image: a container of it, the recipe's `apk add` (as acquire runs it), python3's
 facts, then `docker export` saved once to a file in DIR. Each round then unpacks that same
@@ -10,8 +10,9 @@ file into a new directory of DIR with GNU `tar -xf` and with acquire's extractio
 (`extract` with acquire's transform and skip rule, its safety rules; in a fresh interpreter
 that times the extraction alone), and with `--before CHECKOUT` also with that checkout's
 code. The order turns each round so every side meets the same load; the trees are removed
-(untimed) after each run. Prints each wall and CPU time (tar's; the extraction's own), the
-medians, ours ÷ tar, and the load averages before and after. Without --image: the test
+(untimed) after each run, or with --keep-trees at the end. Prints each wall and CPU time
+(tar's; the extraction's own), the medians, ours ÷ tar, and the load averages before and
+after. Without --image: the test
 ground's x86_64 3.11 image and, when it is built, its unstripped twin
 (`tests/fixtures/build-images ... --cached-only`: never built here).
 """
@@ -126,8 +127,8 @@ def count(tree: Path) -> int:
     return sum(len(d) + len(f) for _, d, f in os.walk(tree))
 
 
-def bench(image: str, rounds: int, tmp: Path | None, minor: str, before: Path | None
-          ) -> None:
+def bench(image: str, rounds: int, tmp: Path | None, minor: str, before: Path | None,
+          keep: bool) -> None:
     print(f"== {image}")
     print(f"load average before: {load()}  (cores: {os.cpu_count()})")
     with tempfile.TemporaryDirectory(prefix="musl-pbs-extract-", dir=tmp) as where:
@@ -144,11 +145,12 @@ def bench(image: str, rounds: int, tmp: Path | None, minor: str, before: Path | 
         for n in range(rounds):
             order = names[n % len(names):] + names[: n % len(names)]
             for name in order:
-                dest = root / f"tree-{n}"
+                dest = root / f"tree-{n}-{names.index(name)}"
                 wall, cpu = sides[name](export, dest)
                 times[name].append((wall, cpu))
                 entries[name] = count(dest)
-                shutil.rmtree(dest)
+                if not keep:
+                    shutil.rmtree(dest)
                 print(f"round {n + 1} {name:24} {wall:6.2f} s wall {cpu:6.2f} s CPU  "
                       f"(load {load()})", flush=True)
     print(f"load average after:  {load()}")
@@ -170,6 +172,10 @@ def main() -> int:
     p.add_argument("--before", type=Path, metavar="CHECKOUT",
                    help="also time the extraction of another checkout of musl-pbs (e.g. "
                    "`git archive main`, unpacked)")
+    p.add_argument("--keep-trees", action="store_true",
+                   help="remove the trees at the end, not after each run: no run then meets "
+                   "inodes this bench deleted (ext4 without a journal skips an inode "
+                   "deleted in the last 60-300 s at every creation: bench/README.md)")
     p.add_argument("--tmp", type=Path, metavar="DIR",
                    help="where the export and the trees go (default: $TMPDIR)")
     args = p.parse_args()
@@ -178,7 +184,7 @@ def main() -> int:
         print("no image to measure")
         return 1
     for image in images:
-        bench(image, args.rounds, args.tmp, args.python, args.before)
+        bench(image, args.rounds, args.tmp, args.python, args.before, args.keep_trees)
     return 0
 
 
