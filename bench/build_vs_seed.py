@@ -4,10 +4,12 @@
 Usage: .venv/bin/python bench/build_vs_seed.py [--image IMAGE ...] [--rounds 3] [--tmp DIR]
 
 Rounds alternate (seed, build, build, seed, ...) so a change in the machine's load hits both.
-Prints each wall time, the medians and their ratio (build/seed), the archive sizes and the
-ratio .tar.zst / seed .tar.gz, the per-step times of the last build (its timings.json) and
-the peak RSS of each (GNU time's maximum resident set size of the command and whatever it
-waited for; the Docker daemon's own work, e.g. the export, is counted for neither). Without
+Prints each wall time, the medians and their ratio (build/seed), the same ratio after the
+shared part (each side's own container start + apk add taken off its time), the archive
+sizes and the ratio .tar.zst / seed .tar.gz, the per-step times of the last build (its
+timings.json) and the peak RSS of each (GNU time's maximum resident set size of the
+command and whatever it waited for; the Docker daemon's own work, e.g. the export, is
+counted for neither). Without
 --image, the test ground's x86_64 3.11 image (tests/fixtures/build-images); an --image
 that does not exist is skipped with a message. Load averages are printed before and after:
 the machine has 2 cores, and a ratio measured under load says less. Both write their trees
@@ -121,6 +123,8 @@ def bench(image: str, rounds: int, tmp: Path | None) -> None:
         gz, zst = (next(dist.glob(f"cpython-*-musl.{ext}")) for ext in ("tar.gz", "tar.zst"))
         sizes = {p: p.stat().st_size for p in (seed_gz, gz, zst)}
         timings = json.loads((root / f"work-{rounds - 1}/x86_64/timings.json").read_text())
+        every = [json.loads((root / f"work-{n}/x86_64/timings.json").read_text())
+                 for n in range(rounds)]
         seed_apk = [float(x) for x in (root / "seed-apk-times").read_text().split()]
         build_apk = [sum(t["seconds"] for t in json.loads(
             (root / f"work-{n}/x86_64/timings.json").read_text())[:2]) for n in range(rounds)]
@@ -136,9 +140,16 @@ def bench(image: str, rounds: int, tmp: Path | None) -> None:
           f"({floor / s_med:.2f} of its wall); the build's container start + apk add, median "
           f"{statistics.median(build_apk):.1f} s: with nothing at all after apk add, "
           f"build/seed would be {statistics.median(build_apk) / s_med:.2f}")
-    print("steps of the last build:")
-    for t in timings:
-        print(f"  {t['seconds']:7.2f} s  {t['stage']:8} {t['step'][:70]}")
+    b_shared = statistics.median(build_apk)
+    print(f"after the shared part: (build - its start + apk add) / (seed - its create + apk "
+          f"add) = {b_med - b_shared:.1f} s / {s_med - floor:.1f} s = "
+          f"{(b_med - b_shared) / (s_med - floor):.2f}  (issue 22's goal: <= 0.6)")
+    print("steps of the last build, then the median and range of each step over the builds:")
+    for i, t in enumerate(timings):
+        seen = [b[i]["seconds"] for b in every if len(b) > i and b[i]["stage"] == t["stage"]]
+        spread = (f"{statistics.median(seen):6.2f} ({min(seen):.2f}-{max(seen):.2f})"
+                  if len(seen) == rounds else "")
+        print(f"  {t['seconds']:7.2f} s  {spread:20} {t['stage']:8} {t['step'][:50]}")
 
 
 def main() -> int:

@@ -9,9 +9,10 @@ link to ``usr/lib``).
 
 from __future__ import annotations
 
-import copy
+import fnmatch
 import json
 import posixpath
+import re
 import shutil
 import tarfile
 from dataclasses import asdict, dataclass, field
@@ -24,10 +25,10 @@ from builder.lowlevel import apk
 from builder.lowlevel.apkdb import ApkPackage, parse_installed
 from builder.lowlevel.apkversion import upstream_version
 from builder.lowlevel.container import Container, docker_client, ensure_image
-from builder.lowlevel.extract import extract, normalise_name
+from builder.lowlevel.extract import Extracted, Skip, extract, normalise_name
 from builder.lowlevel.jsonio import read_json_object, write_json
 from builder.lowlevel.rootfs import APK_DB_CAP, SMALL_FILE, read_in_root
-from builder.lowlevel.tarstream import ROOTFS_LIMITS
+from builder.lowlevel.tarstream import ROOTFS_LIMITS, ByteStream
 from builder.platforms import Arch
 from builder.progress import Reporter
 
@@ -35,13 +36,15 @@ APK_DB = PurePosixPath("/lib/apk/db/installed")
 ALPINE_RELEASE = PurePosixPath("/etc/alpine-release")
 OS_RELEASE = PurePosixPath("/etc/os-release")
 ROOTFS_NAME = "rootfs"
-# Never read by a build: kernel and runtime trees, caches, logs, manual and info pages.
+# Never read by a build: kernel and runtime trees, caches, logs, manual and info pages,
+# apk's keys.
 # (Nothing a library, python3, the apk database or the release files could live in.)
 EXPORT_SKIP = (
     "dev", "proc", "sys", "run", "tmp", "var/tmp", "var/cache", "var/log",
     "usr/share/man", "usr/share/doc", "usr/share/info", "usr/share/gtk-doc",
-    "root/.cache",
+    "usr/share/apk", "root/.cache",
 )
+_SKIP_UNDER = tuple(f"{s}/" for s in EXPORT_SKIP)
 FACTS_NAME = "acquire.json"
 _MARK = "@@musl-pbs-facts@@"
 
@@ -164,15 +167,16 @@ def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
     name = normalise_name(member.name.lstrip("/"))
     if not name or name == ".":
         return None
-    out = copy.copy(member)
-    out.name = name
+    # Changed in place (the extraction reads each member once; a copy of each cost more
+    # than a tenth of the export's reading).
     if member.issym() and member.linkname.startswith("/"):
         # normpath of an absolute path stops ``..`` at ``/``, as the kernel does.
         target = posixpath.normpath(member.linkname).lstrip("/") or "."
-        out.linkname = posixpath.relpath(target, posixpath.dirname(name) or ".")
+        member.linkname = posixpath.relpath(target, posixpath.dirname(name) or ".")
     elif member.islnk():
-        out.linkname = member.linkname.lstrip("/")
-    return out
+        member.linkname = member.linkname.lstrip("/")
+    member.name = name
+    return member
 
 
 def export_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -188,16 +192,75 @@ def export_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
 
 def skip_in_export(name: str) -> bool:
     """Is ``name`` (normalised, relative) under a tree no build reads?"""
-    return any(name == s or name.startswith(s + "/") for s in EXPORT_SKIP)
+    return name.startswith(_SKIP_UNDER) or name in EXPORT_SKIP
 
 
-def export_root(container: Container, dest: Path) -> None:
+def _glob_regex(pattern: str) -> str:
+    """fnmatch's regex for ``pattern`` (``*`` crossing ``/``, as stage's prune matches),
+    without its end anchor."""
+    body = fnmatch.translate(pattern)
+    if not body.endswith("\\Z"):  # pragma: no cover - fnmatch's format since 3.x
+        raise AssertionError(f"unexpected fnmatch.translate output {body!r}")
+    return body[: -len("\\Z")]
+
+
+def recipe_skip(recipe: Recipe, facts: PythonFacts) -> Skip:
+    """``skip_in_export``, plus every member under the standard library that the recipe's
+    ``prune`` removes from the staged tree: it can never reach an archive.
+
+    stage copies the standard library (``facts.stdlib`` in the export) whole to
+    ``lib/python{minor}/`` and removes each path that matches a prune glob, a directory
+    with everything under it. So the member ``<stdlib>/REL`` is dropped here when a leading
+    part of ``lib/python{minor}/REL`` that ends at a ``/`` (or the whole) matches a glob.
+    Nothing else of the export is dropped for the recipe: stage and the closure read the
+    interpreter, ``bin/``, headers, libraries and the loader's configuration from it. (A
+    standard library reached through a symlink in the export has other member names and
+    is written whole; stage's own ``ALWAYS_PRUNE``, one small file, is not applied.)"""
+    stdlib = normalise_name(facts.stdlib.strip("/")).rstrip("/")
+    if not stdlib or not recipe.prune:
+        return skip_in_export
+    lead, top = stdlib + "/", f"lib/python{facts.minor}/"
+    pruned = re.compile(
+        "(?:" + "|".join(_glob_regex(g) for g in recipe.prune) + ")(?:/|\\Z)")
+
+    def skip(name: str) -> bool:
+        # match, not fullmatch: a leading part of the path, then "/" or the end.
+        if name.startswith(lead) and pruned.match(top + name[len(lead):]):
+            return True
+        return skip_in_export(name)
+
+    return skip
+
+
+def extract_export(stream: ByteStream, dest: Path, *, skip: Skip = skip_in_export,
+                   label: str = "the export") -> Extracted:
+    """The one way an export is unpacked: ``stream`` (a ``docker export`` tar) into the new
+    directory ``dest``. (``bench/extract_vs_tar.py`` makes the same call.)"""
+    return extract(stream, dest, ROOTFS_LIMITS, transform=export_transform, skip=skip,
+                   label=label)
+
+
+def export_root(container: Container, dest: Path, skip: Skip = skip_in_export) -> None:
     """Stream ``docker export`` of ``container`` into the new directory ``dest``."""
     if dest.exists():
         shutil.rmtree(dest)
     with container.export_stream() as stream:
-        extract(stream, dest, ROOTFS_LIMITS, transform=export_transform, skip=skip_in_export,
-                label=f"the export of {container.image}")
+        extract_export(stream, dest, skip=skip, label=f"the export of {container.image}")
+
+
+def python_facts(c: Container, packages: tuple[str, ...]) -> PythonFacts:
+    """What the container's python3 says of itself (a typed error when it does not run)."""
+    probe = c.call(["python3", "-c", _PROBE])
+    facts_line = next(
+        (ln for ln in probe.output.splitlines() if ln.startswith(_MARK)), None
+    )
+    if probe.exit_code != 0 or facts_line is None:
+        raise ContainerCommandError(
+            f"python3 did not run after installation (exit {probe.exit_code}):\n"
+            f"{probe.tail()}",
+            hint=f"the packages {', '.join(packages)} must provide python3",
+        )
+    return PythonFacts.from_json(json.loads(facts_line[len(_MARK):]))
 
 
 def release_of(root: Path) -> str:
@@ -266,19 +329,9 @@ def acquire(
         installed = [*recipe.packages, *optional]
         for pkg in missing:
             reporter.detail(f"optional package {pkg} is not available; going on without it")
-        probe = c.call(["python3", "-c", _PROBE])
-        facts_line = next(
-            (ln for ln in probe.output.splitlines() if ln.startswith(_MARK)), None
-        )
-        if probe.exit_code != 0 or facts_line is None:
-            raise ContainerCommandError(
-                f"python3 did not run after installation (exit {probe.exit_code}):\n"
-                f"{probe.tail()}",
-                hint=f"the packages {', '.join(recipe.packages)} must provide python3",
-            )
-        facts = PythonFacts.from_json(json.loads(facts_line[len(_MARK):]))
+        facts = python_facts(c, recipe.packages)
         reporter.stage("acquire", f"exporting the filesystem (Python {facts.version})")
-        export_root(c, out_dir / ROOTFS_NAME)
+        export_root(c, out_dir / ROOTFS_NAME, skip=recipe_skip(recipe, facts))
     root = out_dir / ROOTFS_NAME
     packages = installed_packages(root)
     if not packages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import os
@@ -16,6 +17,7 @@ from builder.errors import (
     MalformedArchiveError,
     MuslPbsError,
     UnsafeArchiveError,
+    UnwritableOutputError,
 )
 from builder.lowlevel.extract import extract
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS, ROOTFS_LIMITS, Limits
@@ -384,3 +386,75 @@ def test_zstd_archives(tmp_path: Path) -> None:
 def test_every_refusal_is_a_typed_error(tmp_path: Path) -> None:
     with pytest.raises(MuslPbsError):
         extract(tmp_path / "missing.tar", tmp_path / "root", ARCHIVE_LIMITS)
+
+
+# -- data read straight from the stream, names used again --------------------------------
+def _tree(root: Path) -> dict[str, tuple[str, int, int]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        what = (f"-> {os.readlink(p)}" if p.is_symlink() else "dir" if p.is_dir()
+                else p.read_bytes().decode())
+        out[p.relative_to(root).as_posix()] = (what, stat.S_IMODE(st.st_mode),
+                                               int(st.st_mtime) if not p.is_symlink() else 0)
+    return out
+
+
+def _busy_archive() -> bytes:
+    """Many files read straight from the stream, one larger than a read: a duplicate, a
+    hard link to it, a symlink over a file, a file later used as a directory's name (refused
+    in the last member, so the whole is checked on a copy without it)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "",
+                mode: int = 0o644) -> None:
+            m = _member(name, kind, link, mode)
+            m.size = len(data) if kind == tarfile.REGTYPE else 0
+            tar.addfile(m, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        for i in range(200):
+            add(f"d{i % 7}/f{i}", f"first {i}".encode(), mode=0o755 if i % 3 else 0o600)
+        add("d1/f1", b"second")
+        add("d1/h", kind=tarfile.LNKTYPE, link="d1/f1")
+        add("d2/f2", b"then a link", kind=tarfile.REGTYPE)
+        add("d2/f2", kind=tarfile.SYMTYPE, link="f9")
+        add("big", bytes(3 * MiB))
+        add("d3/f3/under", b"not through a file")
+    return buf.getvalue()
+
+
+def test_many_files_names_used_again_and_a_large_file(tmp_path: Path) -> None:
+    data = _busy_archive()
+    with pytest.raises(UnsafeArchiveError, match="'d3/f3': it is not a directory"):
+        extract(io.BytesIO(data), tmp_path / "bad", ROOTFS_LIMITS)
+    _no_partial(tmp_path)
+    # the same members without the last one
+    with tarfile.open(fileobj=io.BytesIO(data)) as src:
+        members = src.getmembers()[:-1]
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for m in members:
+                tar.addfile(m, src.extractfile(m) if m.isreg() else None)
+    extract(io.BytesIO(buf.getvalue()), tmp_path / "root", ROOTFS_LIMITS)
+    tree = _tree(tmp_path / "root")
+    assert tree["d1/f1"] == ("second", 0o644, 1_700_000_000)
+    assert tree["d1/h"] == tree["d1/f1"] and (tmp_path / "root/d1/h").stat().st_nlink == 2
+    assert tree["d2/f2"][0] == "-> f9"
+    assert tree["d0/f0"] == ("first 0", 0o600, 1_700_000_000)
+    assert tree["d4/f4"] == ("first 4", 0o755, 1_700_000_000)
+    assert len(tree) == 7 + 200 + 1 + 1  # directories, files, d1/h, big
+    assert (tmp_path / "root/big").read_bytes() == bytes(3 * MiB)
+
+
+def test_a_full_disk_is_a_typed_error_and_leaves_no_tree(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builder.lowlevel.extract as ex
+
+    def full(fd: int, data: bytes | memoryview) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ex.os, "write", full)
+    archive = _tar(tmp_path, [_member(f"f{i}") for i in range(50)])
+    with pytest.raises(UnwritableOutputError, match="No space left on device"):
+        extract(archive, tmp_path / "root", ARCHIVE_LIMITS)
+    assert not (tmp_path / "root").exists()
+    _no_partial(tmp_path)
