@@ -129,6 +129,30 @@ def sysconfig_paths():
     return sysconfig.get_config_var("INCLUDEPY")
 
 
+def tcl_interp():
+    # Tcl finds its script library (init.tcl) relative to the executable, in
+    # <prefix>/lib/tclX.Y: no TCL_LIBRARY, and the library it uses must be the archive's.
+    import _tkinter
+    for var in ("TCL_LIBRARY", "TK_LIBRARY"):
+        os.environ.pop(var, None)
+    import tkinter
+    where = os.path.join(os.path.basename(PREFIX), "lib", "tcl" + _tkinter.TCL_VERSION)
+    try:
+        tcl = tkinter.Tcl()
+        level = tcl.eval("info patchlevel")
+        library = tcl.eval("set tcl_library")
+    except tkinter.TclError as e:
+        raise AssertionError("tkinter.Tcl() fails without Tcl's script library %s: %s"
+                             % (where, " ".join(str(e).split())[:300])) from None
+    inside = os.path.realpath(library).startswith(os.path.realpath(PREFIX) + os.sep)
+    assert inside, "Tcl uses the script library %s, not the archive's %s" % (library, where)
+    # Tk (no display here to load it) looks for tk.tcl beside Tcl's library (tcl_findLibrary).
+    tk = os.path.join(os.path.dirname(library), "tk" + _tkinter.TK_VERSION)
+    assert os.path.isfile(os.path.join(tk, "tk.tcl")), "no tk.tcl in %s" % os.path.join(
+        os.path.basename(PREFIX), os.path.relpath(tk, PREFIX))
+    return "Tcl %s, script library %s" % (level, where)
+
+
 check("prefix", prefix)
 check("zlib", zlib_roundtrip)
 check("ctypes-callback", ctypes_callback)
@@ -145,6 +169,9 @@ for name in sorted(os.listdir(dynload)) if os.path.isdir(dynload) else []:
     present.add(module)
     check("import:" + module, lambda m=module: importlib.import_module(m) and None,
           path=os.path.join(dynload, name))
+
+if "_tkinter" in present:
+    check("tkinter-tcl", tcl_interp, path=os.path.join(PREFIX, "lib"))
 
 for module in CONFIG.get("required", []):
     check("required:" + module, lambda m=module: importlib.import_module(m) and None)
