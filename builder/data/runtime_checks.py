@@ -153,6 +153,30 @@ def tcl_interp():
     return "Tcl %s, script library %s" % (level, where)
 
 
+TCL_LIBRARY_PROBE = "import tkinter; print(tkinter.Tcl().eval('set tcl_library'))"
+
+
+def tcl_in_venv():
+    # A venv's python is not in the archive's bin/: Tcl's executable-relative search misses
+    # lib/tclX.Y, and the archive's tkinter has to say where it is.
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = os.path.join(tmp, "venv")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True,
+                       capture_output=True, timeout=600)
+        env = {k: v for k, v in os.environ.items() if k not in ("TCL_LIBRARY", "TK_LIBRARY")}
+        r = subprocess.run([os.path.join(venv, "bin", "python"), "-c", TCL_LIBRARY_PROBE],
+                           capture_output=True, timeout=600, env=env)
+    if r.returncode != 0:
+        raise AssertionError("tkinter.Tcl() fails in a virtual environment: %s" % " ".join(
+            r.stderr.decode("utf-8", "replace").split())[-300:])
+    library = r.stdout.decode("utf-8", "replace").strip()
+    assert os.path.realpath(library).startswith(os.path.realpath(PREFIX) + os.sep), (
+        "Tcl in a virtual environment uses the script library %s" % library)
+    return "Tcl in a virtual environment uses %s" % os.path.join(
+        os.path.basename(PREFIX), os.path.relpath(library, PREFIX))
+
+
 check("prefix", prefix)
 check("zlib", zlib_roundtrip)
 check("ctypes-callback", ctypes_callback)
@@ -172,6 +196,7 @@ for name in sorted(os.listdir(dynload)) if os.path.isdir(dynload) else []:
 
 if "_tkinter" in present:
     check("tkinter-tcl", tcl_interp, path=os.path.join(PREFIX, "lib"))
+    check("tkinter-tcl-venv", tcl_in_venv, path=os.path.join(PREFIX, "lib"))
 
 for module in CONFIG.get("required", []):
     check("required:" + module, lambda m=module: importlib.import_module(m) and None)

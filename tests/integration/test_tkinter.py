@@ -1,7 +1,8 @@
 """tkinter end to end: the x86_64 test ground offers python3-tkinter (Tcl/Tk and the X11
 libraries built for musl), so the archive bundles libtcl/libtk and their X11 closure and
 stages Tcl's and Tk's script libraries in python/lib. verify runs Tcl at a random path
-without TCL_LIBRARY, and fails, naming lib/tcl8.6, on a copy without it."""
+without TCL_LIBRARY, directly and from a venv, and fails, naming lib/tcl8.6, on a copy
+without it."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def test_verify_runs_tcl_relocated(built_x86_64: Path, images_x86_64: tuple[str,
     tcl = checks["tkinter-tcl"]
     assert tcl["ok"] and tcl["detail"].startswith("Tcl 8.6."), tcl
     assert tcl["detail"].endswith("script library python/lib/tcl8.6"), tcl
+    venv = checks["tkinter-tcl-venv"]
+    assert venv["ok"] and venv["detail"].endswith("uses python/lib/tcl8.6"), venv
 
 
 def test_verify_fails_without_tcls_script_library(
@@ -67,6 +70,7 @@ def test_verify_fails_without_tcls_script_library(
     report = json.loads(capsys.readouterr().out)
     assert code == 12
     failed = {r["check"]: r for r in report["results"] if not r["ok"]}
-    assert list(failed) == ["tkinter-tcl"], failed
+    assert sorted(failed) == ["tkinter-tcl", "tkinter-tcl-venv"], failed
     detail = failed["tkinter-tcl"]["detail"]
     assert "python/lib/tcl8.6" in detail and "init.tcl" in detail, detail
+    assert "init.tcl" in failed["tkinter-tcl-venv"]["detail"], failed
