@@ -73,6 +73,54 @@ def musl_abi():
     return "%s %s" % (multiarch, suffix)
 
 
+def tcl_interp():
+    # Tcl finds its script library (init.tcl) relative to the executable, in
+    # <prefix>/lib/tclX.Y: no TCL_LIBRARY, and the library it uses must be the archive's.
+    import _tkinter
+    for var in ("TCL_LIBRARY", "TK_LIBRARY"):
+        os.environ.pop(var, None)
+    import tkinter
+    where = os.path.join(os.path.basename(PREFIX), "lib", "tcl" + _tkinter.TCL_VERSION)
+    try:
+        tcl = tkinter.Tcl()
+        level = tcl.eval("info patchlevel")
+        library = tcl.eval("set tcl_library")
+    except tkinter.TclError as e:
+        raise AssertionError("tkinter.Tcl() fails without Tcl's script library %s: %s"
+                             % (where, " ".join(str(e).split())[:300])) from None
+    inside = os.path.realpath(library).startswith(os.path.realpath(PREFIX) + os.sep)
+    assert inside, "Tcl uses the script library %s, not the archive's %s" % (library, where)
+    # Tk (no display here to load it) looks for tk.tcl beside Tcl's library (tcl_findLibrary).
+    tk = os.path.join(os.path.dirname(library), "tk" + _tkinter.TK_VERSION)
+    assert os.path.isfile(os.path.join(tk, "tk.tcl")), "no tk.tcl in %s" % os.path.join(
+        os.path.basename(PREFIX), os.path.relpath(tk, PREFIX))
+    return "Tcl %s, script library %s" % (level, where)
+
+
+TCL_LIBRARY_PROBE = "import tkinter; print(tkinter.Tcl().eval('set tcl_library'))"
+
+
+def tcl_in_venv():
+    # A venv's python is not in the archive's bin/: Tcl's executable-relative search misses
+    # lib/tclX.Y, and the archive's tkinter has to say where it is.
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = os.path.join(tmp, "venv")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True,
+                       capture_output=True, timeout=600)
+        env = {k: v for k, v in os.environ.items() if k not in ("TCL_LIBRARY", "TK_LIBRARY")}
+        r = subprocess.run([os.path.join(venv, "bin", "python"), "-c", TCL_LIBRARY_PROBE],
+                           capture_output=True, timeout=600, env=env)
+    if r.returncode != 0:
+        raise AssertionError("tkinter.Tcl() fails in a virtual environment: %s" % " ".join(
+            r.stderr.decode("utf-8", "replace").split())[-300:])
+    library = r.stdout.decode("utf-8", "replace").strip()
+    assert os.path.realpath(library).startswith(os.path.realpath(PREFIX) + os.sep), (
+        "Tcl in a virtual environment uses the script library %s" % library)
+    return "Tcl in a virtual environment uses %s" % os.path.join(
+        os.path.basename(PREFIX), os.path.relpath(library, PREFIX))
+
+
 # Deep recursion in a thread. Each level goes through C (map calls back into Python), so it
 # uses C stack and not only Python frames (3.11+ runs Python-to-Python calls without it).
 # musl's default thread stack is 128 KiB; Alpine builds python3 with THREAD_STACK_SIZE and
@@ -223,6 +271,10 @@ for name in sorted(os.listdir(dynload)) if os.path.isdir(dynload) else []:
     present.add(module)
     check("import:" + module, lambda m=module: importlib.import_module(m) and None,
           path=os.path.join(dynload, name))
+
+if "_tkinter" in present:
+    check("tkinter-tcl", tcl_interp, path=os.path.join(PREFIX, "lib"))
+    check("tkinter-tcl-venv", tcl_in_venv, path=os.path.join(PREFIX, "lib"))
 
 for module in CONFIG.get("required", []):
     check("required:" + module, lambda m=module: importlib.import_module(m) and None)

@@ -53,6 +53,28 @@ _musl_pbs_relocate()
 del _musl_pbs_relocate
 '''
 
+# Appended to tkinter/__init__.py when the archive has _tkinter. Tcl looks for init.tcl in
+# TCL_LIBRARY, its compiled-in /usr/lib/tclX.Y, then <executable>/../lib/tclX.Y: a virtual
+# environment's python is not in the archive's bin/, so Tcl is told where lib/tclX.Y is
+# (Tk then finds lib/tkX.Y beside it). Only when the executable-relative search would fail.
+_TCL_LIBRARY_MARK = "# musl-pbs: Tcl's script library"
+_TCL_LIBRARY_CODE = _TCL_LIBRARY_MARK + ''' for interpreters outside the archive's bin/ (venvs)
+
+
+def _musl_pbs_tcl_library():
+    import os
+    name = "tcl" + _tkinter.TCL_VERSION
+    own = os.path.join(sys.base_prefix, "lib", name)
+    beside = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(sys.executable))),
+                          "lib", name)
+    if "TCL_LIBRARY" not in os.environ and not os.path.isdir(beside) and os.path.isdir(own):
+        os.environ["TCL_LIBRARY"] = own
+
+
+_musl_pbs_tcl_library()
+del _musl_pbs_tcl_library
+'''
+
 TRAMPOLINE = (
     "#!/bin/sh\n"
     "'''exec' \"$(dirname -- \"$(readlink -f -- \"$0\")\")/{exe}\" \"$0\" \"$@\"\n"
@@ -196,6 +218,21 @@ def relocate_script(path: Path, prefix: str, exe: str) -> bool:
     return False
 
 
+def relocate_tkinter(stdlib: Path) -> bool:
+    """tkinter (when _tkinter is there) points Tcl at the archive's script library from a
+    virtual environment (:data:`_TCL_LIBRARY_CODE`)."""
+    init = stdlib / "tkinter" / "__init__.py"
+    if init.is_symlink() or not init.is_file() or \
+            not any((stdlib / "lib-dynload").glob("_tkinter.*.so")):
+        return False
+    text = init.read_text()
+    if _TCL_LIBRARY_MARK in text:
+        return False
+    rewrite_text(init, text.rstrip("\n") + "\n\n\n" + _TCL_LIBRARY_CODE)
+    _drop_pyc(init)
+    return True
+
+
 def relocate(tree: Path, prefix: str, minor: str, patcher: ElfPatcher,
              reporter: Reporter) -> Relocated:
     result = Relocated()
@@ -228,5 +265,7 @@ def relocate(tree: Path, prefix: str, minor: str, patcher: ElfPatcher,
             continue
         if relocate_script(script, prefix, f"python{minor}"):
             result.rewritten.append(script.relative_to(tree).as_posix())
+    if relocate_tkinter(stdlib):
+        result.rewritten.append(f"lib/python{minor}/tkinter/__init__.py")
     reporter.detail(f"rewrote {len(result.rewritten)} text files")
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterator
@@ -31,6 +32,15 @@ STAGE_FACTS = "stage.json"
 # Programs of the python3 packages kept in bin/ (globs on the file name).
 BIN_PATTERNS = ("python*", "pydoc3*", "2to3*")
 ALWAYS_PRUNE = ("lib/python*/EXTERNALLY-MANAGED",)
+# Script libraries that a bundled shared library reads at run time, found next to it in the
+# export and staged in lib/ (name templates filled with its version): Tcl looks for init.tcl
+# in <executable>/../lib/tclX.Y (after TCL_LIBRARY and its compiled-in /usr/lib/tclX.Y) and
+# its modules in tclX/ beside it; Tk looks for tk.tcl in tkX.Y beside Tcl's library.
+# (library name, required directory, optional directories)
+SCRIPT_LIBRARIES = (
+    (re.compile(r"libtcl(\d+)\.(\d+)\.so"), "tcl{0}.{1}", ("tcl{0}",)),
+    (re.compile(r"libtk(\d+)\.(\d+)\.so"), "tk{0}.{1}", ()),
+)
 
 
 # -- selection ----------------------------------------------------------------------------
@@ -153,6 +163,33 @@ def _in_root(root: Path, path: str, what: str) -> Path:
     return host
 
 
+def _stage_script_libraries(root: Path, tree: Path,
+                            libraries: dict[str, tuple[PurePosixPath, Path]]) -> list[str]:
+    """Stage the script directories of bundled libraries (:data:`SCRIPT_LIBRARIES`) from
+    the directory each library was found in; return them as lib/<name>."""
+    staged = []
+    for name, (in_root, _host) in sorted(libraries.items()):
+        for pattern, required, optional in SCRIPT_LIBRARIES:
+            m = pattern.fullmatch(name)
+            if m is None:
+                continue
+            for template in (required, *optional):
+                dirname = template.format(*m.groups())
+                where = in_root.parent / dirname
+                src = resolve_in_root(root, str(where))
+                if src is None or not src.is_dir():
+                    if template == required:
+                        raise StageError(
+                            f"{name} is bundled but its script library {where} is not in "
+                            "the exported filesystem",
+                            hint="the package that installs it is incomplete; check the "
+                            "image's Tcl/Tk packages")
+                    continue
+                _copy_tree(root, src, tree, tree / "lib" / dirname)
+                staged.append(f"lib/{dirname}")
+    return staged
+
+
 def stage(
     acquired: Acquired, recipe: Recipe, arch: Arch, out_dir: Path, reporter: Reporter
 ) -> Staged:
@@ -246,6 +283,9 @@ def stage(
         bundled[name] = str(in_root)
         origins[f"lib/{name}"] = str(in_root)
     reporter.detail(f"bundled {len(bundled)} libraries: {', '.join(sorted(bundled))}")
+    scripts = _stage_script_libraries(root, tree, closure.libraries)
+    if scripts:
+        reporter.detail(f"script libraries: {', '.join(scripts)}")
     for rel in _walk_rel(tree):
         p = tree / rel
         if not p.is_symlink():
