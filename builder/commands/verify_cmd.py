@@ -13,6 +13,7 @@ from rich.table import Table
 
 from builder.errors import VerifyFailedError
 from builder.progress import ConsoleReporter
+from builder.stages import regrtest
 from builder.stages.verify import VerifyReport, verify_archive
 
 
@@ -33,6 +34,7 @@ def add_parser(sub: Any) -> None:
                    "(default: downloaded once from PyPI and cached)")
     p.add_argument("--static-only", action="store_true", help="skip the container checks")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    regrtest.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -70,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
         musl_only=args.musl_only,
         thread_stack_size=args.thread_stack_probe,
     )
+    suite = regrtest.from_args(report, args, ConsoleReporter())
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         _print(report, Console(stderr=True))
+        if suite is not None:
+            Console(stderr=True).print(regrtest.table(suite))
     if not report.ok:
         lines = [f"  {r.check}: {(r.path + ': ') if r.path else ''}{r.detail}"
                  for r in report.failures]
