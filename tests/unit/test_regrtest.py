@@ -85,6 +85,10 @@ def test_the_default_selection_holds_every_module_the_issue_names() -> None:
         "time datetime zoneinfo")).split()
     assert not {f"test_{w}" for w in wanted} - set(modules)
     assert len(modules) == len(set(modules))
+    short = rt.load_selection(Path("short"))
+    assert len(short) >= 15 and not set(short) - set(modules)
+    assert {f"test_{w}" for w in "venv subprocess sysconfig site ctypes ssl sqlite3".split()
+            } <= set(short)
 
 
 def test_a_module_list_takes_names_and_comments_and_refuses_anything_else(
