@@ -384,7 +384,8 @@ def combine(selection: Sequence[str], output: str, cases: Sequence[Case],
             continue
         seconds = p.seconds if p.seconds is not None else (
             round(sum(c.seconds for c in mine), 3) if mine else None)
-        lines = tuple(excerpt("\n".join(p.lines))) if p.outcome.bad else ()
+        lines = (tuple(excerpt("\n".join(p.lines))) if p.outcome is not Outcome.PASSED
+                 else ())
         results[module] = ModuleResult(module, p.outcome, p.detail, seconds, len(mine),
                                        failed, lines)
     return results
@@ -466,6 +467,13 @@ def judge(selection: Sequence[str], in_place: dict[str, ModuleResult],
         a, b = in_place[module], relocated[module]
         k = known.get(module)
         k = k if k is not None and k.applies(minor, arch) else None
+        if b.outcome is Outcome.SKIPPED and a.outcome is Outcome.PASSED:
+            # Skipped only relocated: regrtest skips a module whose extension module does
+            # not import (a broken rpath, a missing library): a defect, not a skip.
+            verdict = (KNOWN_LIMITATION if k is not None and k.side == "relocated"
+                       else REGRESSION)
+            rows.append(Row(module, a, b, verdict, k))
+            continue
         if not b.outcome.bad:
             rows.append(Row(module, a, b, OK, k))
             continue

@@ -209,9 +209,17 @@ def test_a_module_passing_in_place_and_failing_relocated_is_a_regression_named_w
                       _mod("test_venv", Outcome.FAILED, "test.test_venv.BasicTest.test_x",
                            text=child)),
         "test_os": (_mod("test_os", Outcome.PASSED), _mod("test_os", Outcome.PASSED)),
-        "test_zlib": (_mod("test_zlib", Outcome.PASSED), _mod("test_zlib", Outcome.SKIPPED)),
+        "test_zlib": (_mod("test_zlib", Outcome.SKIPPED), _mod("test_zlib", Outcome.SKIPPED)),
+        "test_bz2": (_mod("test_bz2", Outcome.FAILED), _mod("test_bz2", Outcome.PASSED)),
+        "test_sqlite3": (_mod("test_sqlite3", Outcome.PASSED),
+                         rt.ModuleResult("test_sqlite3", Outcome.SKIPPED, "skipped", lines=(
+                             "test_sqlite3 skipped -- Error loading shared library "
+                             "libsqlite3.so.0: No such file or directory",))),
     })
-    assert [r.verdict for r in rows] == [rt.REGRESSION, rt.OK, rt.OK]
+    assert [r.verdict for r in rows] == [rt.REGRESSION, rt.OK, rt.OK, rt.OK, rt.REGRESSION]
+    # A module skipped only relocated (its extension module did not import) is a defect.
+    assert "libsqlite3.so.0" in rows[-1].why()
+    assert "skipped relocated" in rows[-1].why()
     why = rows[0].why()
     assert why.startswith("test_venv: passed in place")
     assert "test.test_venv.BasicTest.test_x" in why

