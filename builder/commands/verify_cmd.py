@@ -63,16 +63,17 @@ def _print(report: VerifyReport, console: Console) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    reporter = ConsoleReporter()
     report = verify_archive(
         args.archive,
         image=args.image,
-        reporter=ConsoleReporter(),
+        reporter=reporter,
         wheelhouse=args.wheelhouse,
         runtime=not args.static_only,
         musl_only=args.musl_only,
         thread_stack_size=args.thread_stack_probe,
     )
-    suite = regrtest.from_args(report, args, ConsoleReporter())
+    suite = regrtest.from_args(report, args, reporter)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

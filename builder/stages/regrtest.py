@@ -198,11 +198,14 @@ class Case:
 def excerpt(text: str, limit: int = MAX_LINES_SHOWN) -> list[str]:
     """The lines that say what went wrong: a child process's own errors first, then the
     end of the traceback; each line cut to a readable length."""
-    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
-    key = [ln for ln in lines if _CHILD_ERROR.search(ln)]
-    tail = [ln for ln in lines[-4:] if ln not in key]
-    chosen = (key[:limit - len(tail)] + tail) if key else lines[-limit:]
-    return [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " ..." for ln in chosen[:limit]]
+    lines = [ln.rstrip() for ln in text.splitlines()
+             if ln.strip() and ln.strip().strip("^~") and not ln.lstrip().startswith("raise ")]
+    key = [i for i, ln in enumerate(lines)
+           if _CHILD_ERROR.search(ln) and not ln.lstrip().startswith('File "')]
+    tail = list(range(max(0, len(lines) - 3), len(lines)))
+    chosen = sorted(set(key[:limit - len(tail)] + tail)) if key else tail
+    out = [lines[i] for i in chosen[-limit:]]
+    return [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " ..." for ln in out]
 
 
 def parse_junit(data: bytes, source: str) -> list[Case]:
