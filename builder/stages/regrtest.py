@@ -196,15 +196,18 @@ class Case:
 
 
 def excerpt(text: str, limit: int = MAX_LINES_SHOWN) -> list[str]:
-    """The lines that say what went wrong: a child process's own errors first, then the
-    end of the traceback; each line cut to a readable length."""
-    lines = [ln.rstrip() for ln in text.splitlines()
-             if ln.strip() and ln.strip().strip("^~") and not ln.lstrip().startswith("raise ")]
-    key = [i for i, ln in enumerate(lines)
-           if _CHILD_ERROR.search(ln) and not ln.lstrip().startswith('File "')]
-    tail = list(range(max(0, len(lines) - 3), len(lines)))
-    chosen = sorted(set(key[:limit - len(tail)] + tail)) if key else tail
-    out = [lines[i] for i in chosen[-limit:]]
+    """The lines that say what went wrong, in their order: the exception lines of a
+    traceback (its unindented lines) and whatever looks like a child process's own error
+    (a loader message, a missing module), each cut to a readable length; the traceback's
+    frames and source lines are left out."""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    frame = ("Traceback (most recent call last)", "During handling of", "The above exception")
+    chosen = [ln for ln in lines
+              if (not ln[0].isspace() and not ln.startswith(frame))
+              or (_CHILD_ERROR.search(ln) and not ln.lstrip().startswith(("File \"", "raise ")))]
+    if not chosen:
+        chosen = lines[-3:]
+    out = list(dict.fromkeys(chosen))[-limit:]
     return [ln if len(ln) <= MAX_LINE else ln[:MAX_LINE] + " ..." for ln in out]
 
 

