@@ -249,6 +249,10 @@ def parse_junit(data: bytes, source: str) -> list[Case]:
     return cases
 
 
+# Test modules whose cases live in a module of another name.
+_CASE_ALIASES = {"datetimetester": "test_datetime"}
+
+
 def module_of(case: str, selection: Iterable[str]) -> str | None:
     """The selected module a test case id belongs to: ``test.test_venv.BasicTest.test_x``
     is test_venv's, ``ctypes.test.test_find.Test.test_x`` test_ctypes' (3.11),
@@ -260,6 +264,7 @@ def module_of(case: str, selection: Iterable[str]) -> str | None:
     if parts[0] == "test" and len(parts) > 1 and parts[1] in chosen:
         return parts[1]
     for part in parts:
+        part = _CASE_ALIASES.get(part, part)
         if part in chosen:
             return part
         if f"test_{part}" in chosen:
