@@ -65,6 +65,7 @@ MAX_LINES_SHOWN = 12
 MAX_LINE = 300
 
 _MODULE_NAME = re.compile(r"test_[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+_IGNORE = re.compile(r"[A-Za-z0-9_.*]{1,200}")
 # "0:01:02 load avg: 1.23 [ 3/50/1] test_venv failed (2 errors) -- running: test_os (31 s)"
 _PROGRESS = re.compile(r"^(?:\d+:\d\d:\d\d )?(?:load avg: [\d.]+ )?"
                        r"\[\s*\d+/\d+(?:/\d+)?\] (?P<name>test_[\w.]+)(?: (?P<rest>.*))?$")
@@ -103,19 +104,28 @@ class Outcome(enum.Enum):
 # -- inputs ---------------------------------------------------------------------------------
 
 def parse_selection(text: str, source: str) -> tuple[str, ...]:
-    """Module names, one a line, '#' comments; anything else is a :class:`RegrtestError`
-    naming the line (the names become regrtest's arguments)."""
+    """Module names, one a line, '#' comments, and ``!PATTERN`` lines: test cases regrtest
+    leaves out (``--ignore PATTERN``: a class or method name, or a glob of test ids).
+    Anything else is a :class:`RegrtestError` naming the line (the names become
+    regrtest's arguments)."""
     modules: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
+            continue
+        if line.startswith("!"):
+            if not _IGNORE.fullmatch(line[1:]):
+                raise RegrtestError(f"{source}:{number}: {line[:60]!r}: after '!' a test "
+                                    "case pattern (letters, digits, '_', '.', '*')")
+            if line not in modules:
+                modules.append(line)
             continue
         if not _MODULE_NAME.fullmatch(line) or len(line) > 100:
             raise RegrtestError(f"{source}:{number}: {line[:60]!r} is not a regression-test "
                                 "module name (test_xxx)")
         if line not in modules:
             modules.append(line)
-    if not modules:
+    if not [m for m in modules if not m.startswith("!")]:
         raise RegrtestError(f"{source}: no test modules listed")
     if len(modules) > MAX_MODULES:
         raise RegrtestError(f"{source}: {len(modules)} modules, over the cap of {MAX_MODULES}")
@@ -514,6 +524,7 @@ class RegrtestReport:
     in_place: SideResult
     relocated: SideResult
     rows: list[Row] = field(default_factory=list)
+    ignored: tuple[str, ...] = ()  # test-case patterns left out (regrtest --ignore)
 
     @property
     def regressions(self) -> list[Row]:
@@ -536,7 +547,7 @@ class RegrtestReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"arch": self.arch, "minor": self.minor, "ok": not self.regressions,
-                "summary": self.summary(),
+                "summary": self.summary(), "ignored_cases": list(self.ignored),
                 "regressions": [r.module for r in self.regressions],
                 "fail_in_both": [r.module for r in self.rows if r.verdict == BOTH],
                 "known_limitations": [r.module for r in self.rows
@@ -552,17 +563,26 @@ class RegrtestReport:
 
 @dataclass(frozen=True)
 class RegrtestOptions:
-    modules: tuple[str, ...]
+    selection: tuple[str, ...]  # module names and "!PATTERN" lines (parse_selection)
     image: str  # the Alpine-like image: apk add python3 python3-tests
     jobs: int = DEFAULT_JOBS
     timeout: int = DEFAULT_TIMEOUT
     fresh: bool = False  # ignore cached in-place results
     cache: Path = CACHE
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(m for m in self.selection if not m.startswith("!"))
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        return tuple(m[1:] for m in self.selection if m.startswith("!"))
+
 
 def regrtest_argv(python: str, opts: RegrtestOptions, xml: PurePosixPath) -> list[str]:
+    ignore = [a for pattern in opts.ignored for a in ("--ignore", pattern)]
     return [python, "-m", "test", "-j", str(opts.jobs), "--timeout", str(opts.timeout),
-            "-u", RESOURCES, "--junit-xml", str(xml), *opts.modules]
+            "-u", RESOURCES, "--junit-xml", str(xml), *ignore, *opts.modules]
 
 
 def _installed_ids(c: Container) -> dict[str, str]:
@@ -582,7 +602,7 @@ def _installed_ids(c: Container) -> dict[str, str]:
 
 def cache_key(image_id: str, arch: str, opts: RegrtestOptions, packages: dict[str, str]
               ) -> str:
-    blob = json.dumps({"image": image_id, "arch": arch, "modules": opts.modules,
+    blob = json.dumps({"image": image_id, "arch": arch, "modules": opts.selection,
                        "jobs": opts.jobs, "timeout": opts.timeout, "resources": RESOURCES,
                        "packages": packages, "format": 1}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
@@ -718,7 +738,8 @@ def run_regrtest(
                              {"LD_LIBRARY_PATH": ""}, reporter)
     rows = judge(opts.modules, in_place.modules, relocated.modules, known, minor,
                  arch.alpine)
-    return RegrtestReport(arch.alpine, minor, opts.modules, in_place, relocated, rows)
+    return RegrtestReport(arch.alpine, minor, opts.modules, in_place, relocated, rows,
+                          opts.ignored)
 
 
 def default_image(ident: Any) -> str:

@@ -43,6 +43,10 @@ EXPECTED_DEFECTS: dict[str, set[str]] = {
 
 TARGETS = [("x86_64", "3.11", "default"), ("x86_64", "3.13", "default"),
            ("aarch64", "3.11", "short")]
+# Cut from the 3.13 run to keep .ci/run in its budget: the slowest modules of files and
+# bundled libraries (~570 s of module time on x86_64 under load), which relocation touches
+# only through imports the faster modules make too; 3.11 runs them all.
+CUT = {"3.13": {"test_compileall", "test_zipfile", "test_lzma", "test_tarfile", "test_bz2"}}
 
 
 def _testground(arch: str, minor: str) -> tuple[str, str]:
@@ -69,12 +73,16 @@ def verify_json(archive: Path, base: str, alpine_like: str, selection: str,
                          ids=[f"{a}-{m}-{s}" for a, m, s in TARGETS])
 def test_relocated_failures_are_a_subset_of_in_place_failures(
         arch: str, minor: str, selection: str, request: pytest.FixtureRequest,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     alpine_like, base = _testground(arch, minor)
     archive = built_once(arch, minor, alpine_like, request)
+    listed = [m for m in load_selection(Path(selection)) if m not in CUT.get(minor, set())]
+    modules = {m for m in listed if not m.startswith("!")}
+    if minor in CUT:
+        (tmp_path / "modules").write_text("".join(f"{m}\n" for m in listed))
+        selection = str(tmp_path / "modules")
     code, report = verify_json(archive, base, alpine_like, selection, capsys)
     suite = report["regrtest"]
-    modules = set(load_selection(Path(selection)))
     expected = EXPECTED_DEFECTS.get(minor, set()) & modules
     rows = {r["module"]: r for r in suite["modules"]}
     assert set(rows) == modules

@@ -85,7 +85,7 @@ def test_the_default_selection_holds_every_module_the_issue_names() -> None:
         "time datetime zoneinfo")).split()
     assert not {f"test_{w}" for w in wanted} - set(modules)
     assert len(modules) == len(set(modules))
-    short = rt.load_selection(Path("short"))
+    short = rt.RegrtestOptions(rt.load_selection(Path("short")), "img").modules
     assert len(short) >= 15 and not set(short) - set(modules)
     assert {"test_venv", "test_subprocess", "test_sysconfig", "test_site", "test_ctypes",
             "test_ssl", "test_sqlite3"} <= set(short)
@@ -94,9 +94,18 @@ def test_the_default_selection_holds_every_module_the_issue_names() -> None:
 def test_a_module_list_takes_names_and_comments_and_refuses_anything_else(
         tmp_path: Path) -> None:
     good = tmp_path / "mods"
-    good.write_text("# paths\ntest_venv  # copies\n\ntest_site\ntest_venv\ntest_importlib.x\n")
-    assert rt.load_selection(good) == ("test_venv", "test_site", "test_importlib.x")
-    for bad in ("-u all\n", "test_venv; rm -rf /\n", "../test_x\n", "venv\n", "# only\n"):
+    good.write_text("# paths\ntest_venv  # copies\n\ntest_site\ntest_venv\ntest_importlib.x\n"
+                    "!EnsurePipTest\n")
+    assert rt.load_selection(good) == ("test_venv", "test_site", "test_importlib.x",
+                                       "!EnsurePipTest")
+    opts = rt.RegrtestOptions(rt.load_selection(good), "img")
+    assert opts.modules == ("test_venv", "test_site", "test_importlib.x")
+    argv = rt.regrtest_argv("/p/python3", opts, rt.PurePosixPath("/tmp/x.xml"))
+    assert argv[:3] == ["/p/python3", "-m", "test"]
+    assert argv[-5:] == ["--ignore", "EnsurePipTest", "test_venv", "test_site",
+                         "test_importlib.x"]
+    for bad in ("-u all\n", "test_venv; rm -rf /\n", "../test_x\n", "venv\n", "# only\n",
+                "!--match x\n", "!EnsurePipTest\n"):
         good.write_text(bad)
         with pytest.raises(RegrtestError) as e:
             rt.load_selection(good)
