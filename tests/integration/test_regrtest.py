@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -79,6 +80,9 @@ def test_relocated_failures_are_a_subset_of_in_place_failures(
         (tmp_path / "modules").write_text("".join(f"{m}\n" for m in listed))
         selection = str(tmp_path / "modules")
     code, report = verify_json(archive, base, alpine_like, selection, capsys)
+    keep = os.environ.get("MUSL_PBS_REGRTEST_REPORTS")  # a directory: keep the reports
+    if keep:
+        Path(keep, f"{arch}-{minor}.json").write_text(json.dumps(report, indent=2))
     suite = report["regrtest"]
     expected = EXPECTED_DEFECTS.get(minor, set()) & modules
     rows = {r["module"]: r for r in suite["modules"]}
