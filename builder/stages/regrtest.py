@@ -32,14 +32,23 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
 
 from builder.errors import InputTooLargeError, RegrtestError
 from builder.lowlevel.boundedio import read_capped
 from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
 from builder.lowlevel.jsonio import parse_json, write_json
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
+from builder.platforms import Arch
 from builder.progress import Reporter
+
+if TYPE_CHECKING:  # verify imports nothing from here; the cycle is for types only
+    import argparse
+
+    from builder.stages.verify import ArchiveIdentity, CheckResult, VerifyReport
 
 CACHE = (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musl-pbs"
          / "regrtest")
@@ -689,7 +698,7 @@ def archive_names(archive: Path) -> set[str]:
 def run_regrtest(
     archive: Path,
     *,
-    arch: Any,  # builder.platforms.Arch
+    arch: Arch,
     minor: str,
     base_image: str,
     opts: RegrtestOptions,
@@ -742,7 +751,7 @@ def run_regrtest(
                           opts.ignored)
 
 
-def default_image(ident: Any) -> str:
+def default_image(ident: ArchiveIdentity) -> str:
     """The matrix's build image of the archive's release and arch (``alpine:3.19``)."""
     from builder.config import load_matrix
 
@@ -751,7 +760,7 @@ def default_image(ident: Any) -> str:
     return load_matrix().image_for(tag, ident.arch.alpine)
 
 
-def add_regrtest(report: Any, *, image: str | None, musl_only: bool,
+def add_regrtest(report: VerifyReport, *, image: str | None, musl_only: bool,
                  modules: Path | None, regrtest_image: str | None, jobs: int, timeout: int,
                  fresh: bool, reporter: Reporter) -> RegrtestReport:
     """Run the suite for ``report``'s archive (a :class:`~builder.stages.verify.VerifyReport`)
@@ -761,7 +770,7 @@ def add_regrtest(report: Any, *, image: str | None, musl_only: bool,
     if jobs < 1 or timeout < 10:
         raise RegrtestError(f"--regrtest-jobs {jobs} / --regrtest-timeout {timeout}: "
                             "need at least 1 job and 10 seconds")
-    archive: Path = report.archive
+    archive = report.archive
     ident = identify(archive)
     opts = RegrtestOptions(load_selection(modules), regrtest_image or default_image(ident),
                            jobs, timeout, fresh)
@@ -774,12 +783,12 @@ def add_regrtest(report: Any, *, image: str | None, musl_only: bool,
     return result
 
 
-def to_checks(result: RegrtestReport) -> list[Any]:
+def to_checks(result: RegrtestReport) -> list[CheckResult]:
     """verify's check results: one failing check per regressed module (its test cases and
     error lines in the detail), a warning per known limitation, then the summary."""
     from builder.stages.verify import CheckResult
 
-    out = []
+    out: list[CheckResult] = []
     for row in result.rows:
         if row.verdict == REGRESSION:
             out.append(CheckResult(f"regrtest:{row.module}", False, row.why()))
@@ -792,11 +801,8 @@ def to_checks(result: RegrtestReport) -> list[Any]:
     return out
 
 
-def table(result: RegrtestReport) -> Any:
+def table(result: RegrtestReport) -> Table:
     """The per-module table (a rich Table) for the console."""
-    from rich.markup import escape
-    from rich.table import Table
-
     t = Table(title=f"regrtest {result.arch} {result.minor}: {result.summary()}")
     for col in ("module", "in place", "relocated", "verdict"):
         t.add_column(col, overflow="fold")
@@ -811,7 +817,7 @@ def table(result: RegrtestReport) -> Any:
     return t
 
 
-def add_arguments(p: Any) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     """verify's --regrtest options (an argparse parser)."""
     p.add_argument("--regrtest", action="store_true", help="also run CPython's own regression "
                    "suite twice: Alpine's python3 in place in --regrtest-image (apk add "
@@ -836,7 +842,8 @@ def add_arguments(p: Any) -> None:
                    f"when results are cached ({CACHE})")
 
 
-def from_args(report: Any, args: Any, reporter: Reporter) -> RegrtestReport | None:
+def from_args(report: VerifyReport, args: argparse.Namespace, reporter: Reporter
+              ) -> RegrtestReport | None:
     """verify's --regrtest, when asked for and the runtime checks ran."""
     if not getattr(args, "regrtest", False) or args.static_only:
         return None
