@@ -641,7 +641,11 @@ def run_side(c: Container, side: str, python: str, opts: RegrtestOptions, env: d
     start = time.monotonic()
     r = c.call(regrtest_argv(python, opts, xml), env=env, on_output=show)
     seconds = time.monotonic() - start
-    data = c.read_file(xml, limit=CAP_JUNIT + 1)
+    size = c.call(["stat", "-c", "%s", str(xml)]).output.strip()
+    if size.isdigit() and int(size) > CAP_JUNIT:
+        raise InputTooLargeError(f"{side} junit XML: {size} bytes, over its cap of "
+                                 f"{CAP_JUNIT} bytes")
+    data = c.read_file(xml, limit=CAP_JUNIT + 1)  # None: regrtest wrote none (it crashed)
     cases = parse_junit(data, f"{side} junit XML") if data else []
     modules = combine(opts.modules, r.output, cases, r.exit_code)
     return SideResult(side, c.image, python, modules, seconds, r.exit_code)
