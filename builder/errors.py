@@ -299,3 +299,20 @@ class MissingToolError(MuslPbsError):
 
     exit_code = 50
     default_hint = "install it: pip install 'musl-pbs[cross]' (zig cc, from the ziglang wheel)"
+
+
+# --- verify --regrtest (exit code 60) ---
+
+
+class RegrtestError(MuslPbsError):
+    """`verify --regrtest` could not run or read CPython's regression suite: the module
+    list is malformed, the test image cannot install python3-tests, or regrtest's own
+    output (the junit XML) is unreadable."""
+
+    exit_code = 60
+    default_hint = (
+        "--regrtest-modules takes one test module name a line (test_venv); "
+        "--regrtest-image must be an Alpine-like image where `apk add python3 python3-tests` "
+        "works (the test ground prints one: `tests/fixtures/build-images --arch ARCH`, "
+        "first line)"
+    )

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from builder.errors import VerifyFailedError
 from builder.progress import ConsoleReporter
+from builder.stages import regrtest
 from builder.stages.verify import VerifyReport, verify_archive
 
 
@@ -33,6 +34,7 @@ def add_parser(sub: Any) -> None:
                    "(default: downloaded once from PyPI and cached)")
     p.add_argument("--static-only", action="store_true", help="skip the container checks")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    regrtest.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -61,19 +63,23 @@ def _print(report: VerifyReport, console: Console) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    reporter = ConsoleReporter()
     report = verify_archive(
         args.archive,
         image=args.image,
-        reporter=ConsoleReporter(),
+        reporter=reporter,
         wheelhouse=args.wheelhouse,
         runtime=not args.static_only,
         musl_only=args.musl_only,
         thread_stack_size=args.thread_stack_probe,
     )
+    suite = regrtest.from_args(report, args, reporter)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         _print(report, Console(stderr=True))
+        if suite is not None:
+            Console(stderr=True).print(regrtest.table(suite))
     if not report.ok:
         lines = [f"  {r.check}: {(r.path + ': ') if r.path else ''}{r.detail}"
                  for r in report.failures]

@@ -253,6 +253,13 @@ class Container:
             )
         return result
 
+    def disconnect_networks(self) -> None:
+        """Take the running container off every network (after a step that needed one,
+        such as `apk add`, and before the steps that must run without)."""
+        self._container.reload()
+        for name in list(self._container.attrs["NetworkSettings"]["Networks"]):
+            self._client.networks.get(name).disconnect(self._container, force=True)
+
     def commit(self, repository: str, tag: str) -> str:
         """Save the container's filesystem as image ``repository:tag``; return its id."""
         image = self._container.commit(repository=repository, tag=tag)

@@ -74,6 +74,7 @@ class VerifyReport:
     arch: str
     python_version: str
     results: list[CheckResult] = field(default_factory=list)
+    regrtest: dict[str, Any] | None = None  # --regrtest's table (stages/regrtest.py)
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -94,6 +95,7 @@ class VerifyReport:
             "python_version": self.python_version,
             "ok": self.ok,
             "results": [r.to_json() for r in self.results],
+            **({"regrtest": self.regrtest} if self.regrtest is not None else {}),
         }
 
 
