@@ -12,7 +12,8 @@
  * This launcher links only libc. It finds its own path (/proc/self/exe, else AT_EXECFN,
  * else argv[0]), loads libpython by absolute path from <dir>/../lib, or from the home of
  * the pyvenv.cfg beside a copy, and calls Py_BytesMain. An argv[0] that does not name
- * this very file is replaced with the launcher's own path, so getpath finds the prefix.
+ * this very file is replaced with the path execve was given (AT_EXECFN, when it leads
+ * here: a venv's link keeps its venv), else the launcher's own, so getpath finds the prefix.
  *
  * The libpython file name is not compiled in: musl-pbs writes it into CONFIG at build
  * time (builder/stages/launcher.py). Built by tools/build_launchers.py with zig cc.
@@ -228,7 +229,10 @@ int main(int argc, char **argv) {
     } else if (stat(self, &me) == 0 &&
                !(argv0_file(argv[0], arg0) && stat(arg0, &other) == 0 &&
                  other.st_dev == me.st_dev && other.st_ino == me.st_ino)) {
-        argv[0] = self;
+        /* The path execve was given keeps a venv's symbolic link (its pyvenv.cfg). */
+        char *execfn = (char *)getauxval(AT_EXECFN);
+        argv[0] = execfn && stat(execfn, &other) == 0 && other.st_dev == me.st_dev &&
+                  other.st_ino == me.st_ino ? execfn : self;
     }
     return bytes_main(argc, argv);
 }
