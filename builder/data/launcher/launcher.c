@@ -11,9 +11,11 @@
  *     /proc/self/exe) and takes any system libpython instead.
  * This launcher links only libc. It finds its own path (/proc/self/exe, else AT_EXECFN,
  * else argv[0]), loads libpython by absolute path from <dir>/../lib, or from the home of
- * the pyvenv.cfg beside a copy, and calls Py_BytesMain. An argv[0] that does not name
- * this very file is replaced with the path execve was given (AT_EXECFN, when it leads
- * here: a venv's link keeps its venv), else the launcher's own, so getpath finds the prefix.
+ * the pyvenv.cfg beside a copy, else from LD_LIBRARY_PATH, else the one its parent process
+ * loaded (MUSL_PBS_LIBPYTHON, which it sets for its children), and calls Py_BytesMain.
+ * An argv[0] that does not name this very file is replaced with the path execve was
+ * given (AT_EXECFN, when it leads here: a venv's link keeps its venv), else with the
+ * launcher's own, so getpath finds the prefix.
  *
  * The libpython file name is not compiled in: musl-pbs writes it into CONFIG at build
  * time (builder/stages/launcher.py). Built by tools/build_launchers.py with zig cc.
@@ -33,6 +35,8 @@
 #define TAG_SIZE 32
 #define NAME_SIZE 96
 #define CFG_CAP 65536
+/* The absolute path of the libpython this process loaded, for a lone copy it starts. */
+#define LIBPYTHON_VAR "MUSL_PBS_LIBPYTHON"
 
 /* The tag is found by musl-pbs, which writes the libpython file name after it. */
 struct launcher_config {
@@ -163,6 +167,27 @@ static int from_home(const char *home, const char *self_name, const char *lib, c
     return 0;
 }
 
+/* Does getpath find a standard library from <dir>? Its landmark lib/python3.X/os.py (or
+ * .pyc) in <dir>/.. or any directory above it. */
+static int stdlib_above(const char *dir, const char *lib) {
+    char up[PATH_MAX], probe[PATH_MAX], minor[NAME_SIZE];
+    snprintf(minor, sizeof minor, "%s", lib + 3);  /* python3.X.so.1.0 */
+    char *so = strstr(minor, ".so");
+    if (so) *so = '\0';
+    snprintf(up, sizeof up, "%s", dir);
+    for (;;) {
+        char *slash = strrchr(up, '/');
+        if (slash == NULL) return 0;
+        *slash = '\0';
+        for (int pyc = 0; pyc < 2; pyc++) {
+            int n = snprintf(probe, sizeof probe, "%s/lib/%s/os.py%s", up, minor,
+                             pyc ? "c" : "");
+            if (n > 0 && n < (int)sizeof probe && exists(probe)) return 1;
+        }
+        if (up[0] == '\0') return 0;
+    }
+}
+
 int main(int argc, char **argv) {
     char self[PATH_MAX], dir[PATH_MAX], lib[NAME_SIZE], path[PATH_MAX], cfg[PATH_MAX];
     char home[PATH_MAX], found[PATH_MAX], tried[3 * PATH_MAX + 64];
@@ -210,8 +235,37 @@ int main(int argc, char **argv) {
                      home, cfg);
         }
     }
+    /* 3. Where the original program would also have looked: LD_LIBRARY_PATH (last here,
+     *    so the archive's own libpython wins; ignored for setuid programs, as musl does). */
+    const char *ldpath = getauxval(AT_SECURE) ? NULL : getenv("LD_LIBRARY_PATH");
+    for (const char *p = ldpath; !ok && p && *p; ) {
+        size_t len = strcspn(p, ":\n");
+        if (len && snprintf(path, sizeof path, "%.*s/%s", (int)len, p, lib) < (int)sizeof path
+            && exists(path))
+            ok = 2;
+        p += len;
+        if (*p) p++;
+    }
+    if (!ok && ldpath && *ldpath) {
+        size_t used = strlen(tried);
+        snprintf(tried + used, sizeof tried - used, ", and in LD_LIBRARY_PATH");
+    }
+    /* 4. A lone copy started by one of our interpreters: the libpython its parent loaded
+     *    (a copy run from a shell has no such parent; it fails below). */
+    const char *inherited = getauxval(AT_SECURE) ? NULL : getenv(LIBPYTHON_VAR);
+    if (!ok && inherited && inherited[0] == '/') {
+        const char *base = strrchr(inherited, '/') + 1;
+        if (strcmp(base, lib) == 0 && exists(inherited) &&
+            snprintf(path, sizeof path, "%s", inherited) < (int)sizeof path)
+            ok = 2;
+    }
     if (!ok)
         fail("cannot find libpython: looked for", tried);
+    if (ok > 1 && !stdlib_above(dir, lib))
+        fail("a lone copy with no standard library above it (lib/python3.X/os.py): CPython "
+             "would fall back to the compiled-in /usr; not started", path);
+    /* What a lone copy of this program started by this process will find (step 4). */
+    if (realpath(path, found)) setenv(LIBPYTHON_VAR, found, 1);
 
     void *handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (handle == NULL) fail("cannot load libpython", dlerror());
