@@ -168,7 +168,7 @@ static int from_home(const char *home, const char *self_name, const char *lib, c
 }
 
 /* Does getpath find a standard library from <dir>? Its landmark lib/python3.X/os.py (or
- * .pyc) in <dir>/.. or any directory above it. */
+ * .pyc) in <dir> or any directory above it (getpath's search_up). */
 static int stdlib_above(const char *dir, const char *lib) {
     char up[PATH_MAX], probe[PATH_MAX], minor[NAME_SIZE];
     snprintf(minor, sizeof minor, "%s", lib + 3);  /* python3.X.so.1.0 */
@@ -176,15 +176,14 @@ static int stdlib_above(const char *dir, const char *lib) {
     if (so) *so = '\0';
     snprintf(up, sizeof up, "%s", dir);
     for (;;) {
-        char *slash = strrchr(up, '/');
-        if (slash == NULL) return 0;
-        *slash = '\0';
         for (int pyc = 0; pyc < 2; pyc++) {
             int n = snprintf(probe, sizeof probe, "%s/lib/%s/os.py%s", up, minor,
                              pyc ? "c" : "");
             if (n > 0 && n < (int)sizeof probe && exists(probe)) return 1;
         }
-        if (up[0] == '\0') return 0;
+        char *slash = strrchr(up, '/');
+        if (slash == NULL || up[0] == '\0') return 0;
+        *slash = '\0';
     }
 }
 
