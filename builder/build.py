@@ -27,6 +27,7 @@ from builder.progress import Reporter, StepTimer
 from builder.release.sbom import cyclonedx
 from builder.release.uvmeta import download_metadata
 from builder.stages.acquire import Acquired, acquire
+from builder.stages.launcher import LauncherFacts, install_launcher
 from builder.stages.pack import Packed, build_info, pack
 from builder.stages.relocate import Relocated, relocate
 from builder.stages.stage import Staged, stage
@@ -49,6 +50,7 @@ class BuildResult:
     relocated: Relocated
     seconds: float
     timings: list[dict[str, str | float]]  # StepTimer.finish(): stage, step, seconds
+    launcher: LauncherFacts | None = None
 
 
 def packages_in_archive(acquired: Acquired, staged: Staged) -> list[ApkPackage]:
@@ -134,10 +136,12 @@ def build_target(
         staged = stage(acquired, recipe, arch, work_dir / "stage", reporter)
         prefix = acquired.python.prefix
         relocated = relocate(staged.tree, prefix, acquired.python.minor, patcher, reporter)
+        # After relocate's RPATHs: the launcher comes with its own.
+        launcher = install_launcher(staged.tree, arch, acquired.python.minor, reporter)
         name = ArchiveName(acquired.python.version, arch)
         if claim is not None:
             claim(name)
-        info = manifest_fields(acquired, staged, relocated, recipe, arch)
+        info = manifest_fields(acquired, staged, relocated, recipe, arch, launcher)
         packed = pack(staged.tree, name, out_dir, info, source_date_epoch(acquired), reporter,
                       threads)
         with writing(f"the outputs in {out_dir}"):
@@ -148,11 +152,13 @@ def build_target(
             write_json(work_dir / TIMINGS, timings)
     finally:
         finish_removals()
-    return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start, timings)
+    return BuildResult(packed, acquired, staged, relocated, time.monotonic() - start, timings,
+                       launcher)
 
 
 def manifest_fields(
-    acquired: Acquired, staged: Staged, relocated: Relocated, recipe: Recipe, arch: Arch
+    acquired: Acquired, staged: Staged, relocated: Relocated, recipe: Recipe, arch: Arch,
+    launcher: LauncherFacts | None = None,
 ) -> dict[str, Any]:
     facts = acquired.python
     floor = load_table().floor(arch.alpine, imported_from_libc(staged.tree),
@@ -200,6 +206,8 @@ def manifest_fields(
         expected_extensions=list(recipe.expected_extensions),
         bundled_libraries=staged.bundled,
         patched_elf_files=len(relocated.patched_elves),
+        # bin/python3.X: the launcher (builder/stages/launcher.py), or the original program
+        interpreter=launcher.to_json() if launcher else {"kind": "program"},
         packages=[p.to_json() for p in packages_in_archive(acquired, staged)],
         missing_optional_packages=list(acquired.missing_optional),
     )

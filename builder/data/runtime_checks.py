@@ -5,14 +5,17 @@ Prints one JSON list of {"check", "ok", "level", "detail", "path"} objects.
 Python 3.8+ syntax, stdlib only: this file is not part of the builder's runtime.
 """
 
+import glob
 import importlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 
 PREFIX = sys.argv[1]
 CONFIG = json.loads(sys.argv[2])
@@ -25,6 +28,8 @@ def check(name, fn, path="", level="error"):
         RESULTS.append({"check": name, "ok": True, "level": level,
                         "detail": "" if detail is None else str(detail), "path": path})
     except BaseException as e:  # every failure is a result
+        if type(e).__name__ == "Skipped":
+            level = "skipped"
         RESULTS.append({"check": name, "ok": False, "level": level,
                         "detail": "%s: %s" % (type(e).__name__, e), "path": path})
 
@@ -249,6 +254,99 @@ def sysconfig_json():
     assert not differ, "%s disagrees with sysconfig.get_config_vars(): %s" % (
         names[0], "; ".join(differ[:8]) + (" ..." if len(differ) > 8 else ""))
     return "%s: %d keys agree" % (names[0], len(data) - len(ignore & set(data)))
+# The launcher (bin/python3.X, builder/stages/launcher.py): a copy works, any argv[0] finds
+# the archive's prefix, and without /proc it still loads the archive's own libpython.
+PRINT_PREFIX = "import sys, zlib; print(sys.prefix); print(sys.base_prefix)"
+
+
+def _run(argv, **kwargs):
+    r = subprocess.run(argv, capture_output=True, timeout=600, **kwargs)
+    out = r.stdout.decode("utf-8", "replace").strip().splitlines()
+    if r.returncode != 0:
+        lines = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        err = [x for x in lines if "rror" in x][-3:] or lines[-3:]
+        raise AssertionError("%s exited %d: %s" % (argv[0], r.returncode, " | ".join(err)))
+    return out
+
+
+def venv_copies():
+    where = tempfile.mkdtemp(prefix="musl-pbs-copies-")
+    try:
+        _run([sys.executable, "-m", "venv", "--copies", "--without-pip", where])
+        exe = os.path.join(where, "bin", "python")
+        assert not os.path.islink(exe), "%s is a symbolic link, not a copy" % exe
+        got = _run([exe, "-c", PRINT_PREFIX])
+        assert same(got[0], where) and same(got[1], PREFIX), \
+            "a venv made with --copies says sys.prefix %s, sys.base_prefix %s" % tuple(got)
+        return "python -m venv --copies: sys.prefix %s, base %s" % tuple(got)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def unknown_argv0():
+    got = _run(["musl-pbs-no-such-program", "-c", PRINT_PREFIX], executable=sys.executable)
+    assert same(got[0], PREFIX), "started as argv[0] 'musl-pbs-no-such-program', " \
+        "sys.prefix is %s, not %s" % (got[0], PREFIX)
+    return "argv[0] 'musl-pbs-no-such-program': sys.prefix %s" % got[0]
+
+
+def default_thread_stack():
+    import ctypes
+    want = int(CONFIG.get("default_thread_stack") or 0)
+    libc = ctypes.CDLL(None)
+    attr = ctypes.create_string_buffer(256)
+    assert libc.pthread_attr_init(attr) == 0
+    size = ctypes.c_size_t()
+    libc.pthread_attr_getstacksize(attr, ctypes.byref(size))
+    assert size.value >= want, "threads C code starts get %d bytes of stack by default, " \
+        "below the %d the interpreter asks for (PT_GNU_STACK)" % (size.value, want)
+    return "default thread stack %#x (wanted >= %#x)" % (size.value, want)
+
+
+def without_proc():
+    """The archive hard-linked into a chroot with no /proc (musl then cannot expand the
+    main program's $ORIGIN) and a decoy system libpython in /usr/lib."""
+    libname = os.path.basename(sysconfig.get_config_var("INSTSONAME") or "")
+    root = tempfile.mkdtemp(prefix="musl-pbs-noproc-", dir=os.path.dirname(
+        os.path.dirname(os.path.realpath(PREFIX))))
+    try:
+        try:
+            shutil.copytree(PREFIX, os.path.join(root, "python"), symlinks=True,
+                            copy_function=os.link)
+        except (OSError, shutil.Error):
+            shutil.rmtree(os.path.join(root, "python"), ignore_errors=True)
+            shutil.copytree(PREFIX, os.path.join(root, "python"), symlinks=True)
+        os.makedirs(os.path.join(root, "lib"))
+        os.makedirs(os.path.join(root, "usr", "lib"))
+        for loader in glob.glob("/lib/ld-musl-*.so.1"):
+            shutil.copy2(loader, os.path.join(root, "lib"))
+        if libname:
+            with open(os.path.join(root, "usr", "lib", libname), "w") as f:
+                f.write("a decoy system libpython: not an ELF file\n")
+        exe = "/python/bin/" + os.path.basename(os.path.realpath(sys.executable))
+
+        def enter():
+            os.chroot(root)
+            os.chdir("/")
+
+        code = PRINT_PREFIX + "; import os; assert not os.path.exists('/proc/self')"
+        try:
+            got = _run([exe, "-c", code], preexec_fn=enter)
+            bogus = _run(["musl-pbs-no-such-program", "-c", code], executable=exe,
+                         preexec_fn=enter)
+        except subprocess.SubprocessError as e:  # preexec_fn failed: no chroot here
+            raise Skipped("chroot is not permitted here (CAP_SYS_CHROOT): %s" % e) from None
+        assert got[0] == "/python" and bogus[0] == "/python", \
+            "in a chroot without /proc, sys.prefix is %s (argv[0] %s: %s), not /python" \
+            % (got[0], "musl-pbs-no-such-program", bogus[0])
+        return "chroot without /proc, a decoy %s in /usr/lib: sys.prefix %s" % (
+            libname, got[0])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class Skipped(Exception):
+    pass
 
 
 check("prefix", prefix)
@@ -261,6 +359,10 @@ if os.path.isfile(os.path.join(STDLIB, "build-details.json")):
     check("build-details", build_details, path=os.path.join(STDLIB, "build-details.json"))
 if any(n.startswith("_sysconfig_vars_") and n.endswith(".json") for n in os.listdir(STDLIB)):
     check("sysconfig-json", sysconfig_json)
+check("default-thread-stack", default_thread_stack)
+check("venv-copies", venv_copies)
+check("argv0-prefix", unknown_argv0)
+check("no-proc", without_proc)
 
 dynload = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")
 present = set()

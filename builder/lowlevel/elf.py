@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import struct
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ class ElfInfo:
     loads: tuple[tuple[int, int, int], ...] = ()  # PT_LOAD (p_offset, p_vaddr, p_align)
     # .gnu.version_r: (library, version) pairs, e.g. ("libc.so.6", "GLIBC_2.34")
     version_needs: tuple[tuple[str, str], ...] = ()
+    # PT_GNU_STACK's p_memsz (-z stack-size; musl's default thread stack for a main
+    # program); None without the header
+    stack_size: int | None = None
 
     @property
     def search_path(self) -> tuple[str, ...]:
@@ -121,7 +125,10 @@ def _read_elf(path: Path) -> ElfInfo | None:
             runpath: tuple[str, ...] = ()
             soname: str | None = None
             loads: list[tuple[int, int, int]] = []
+            stack_size: int | None = None
             for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_GNU_STACK":
+                    stack_size = int(seg["p_memsz"])
                 if seg["p_type"] == "PT_LOAD":
                     loads.append((seg["p_offset"], seg["p_vaddr"], seg["p_align"]))
                 if seg["p_type"] == "PT_INTERP":
@@ -158,9 +165,26 @@ def _read_elf(path: Path) -> ElfInfo | None:
                 flags=elf["e_flags"],
                 loads=tuple(loads),
                 version_needs=tuple(version_needs),
+                stack_size=stack_size,
             )
     except (ELFError, OSError, ValueError, KeyError):
         return None
+
+
+def gnu_stack_field(data: bytes) -> tuple[int, int, int] | None:
+    """Where PT_GNU_STACK's p_memsz lies in the ELF ``data``: (file offset, width in
+    bytes, value); None without the header."""
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        for i, seg in enumerate(elf.iter_segments()):
+            if seg["p_type"] == "PT_GNU_STACK":
+                # Elf64_Phdr: p_memsz at 40 (8 bytes); Elf32_Phdr: at 20 (4 bytes).
+                where = 40 if elf.elfclass == 64 else 20
+                return (elf["e_phoff"] + i * elf["e_phentsize"] + where, elf.elfclass // 8,
+                        int(seg["p_memsz"]))
+    except (ELFError, ValueError, KeyError):
+        return None
+    return None
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,14 @@ from builder.lowlevel.elf import (
 from builder.platforms import Arch, is_glibc_only_name, is_musl_libc_name
 from builder.stages.build_details import BUILD_DETAILS, build_details_problems
 from builder.stages.closure import Requester, find_library
+from builder.stages.launcher import configured_libpython
 from builder.stages.relocate import PLACEHOLDER, SYSTEM_VARS, prefix_pattern
 
 # Every rule of the audit, in report order (Finding.check is one of these).
 AUDIT_RULES = ("elf-machine", "elf-interpreter", "elf-segments", "elf-arm-level", "rpath",
                "needed",
                "needed-path", "glibc", "symlink", "prefix", "build-details", "shebang",
-               "externally-managed", "layout")
+               "externally-managed", "layout", "launcher")
 
 
 def rules_for(arch: Arch) -> tuple[str, ...]:
@@ -360,3 +361,45 @@ def audit_text(tree: Path, minor: str) -> list[Finding]:
         if not (bindir / exe).exists():
             findings.append(Finding("layout", f"{tree.name}/bin/{exe}", "missing"))
     return findings
+
+
+def audit_launcher(tree: Path, minor: str, stack_wanted: int = 0) -> list[Finding]:
+    """``bin/python<minor>`` must be the launcher (builder/stages/launcher.py), set up to
+    load a libpython present in lib/, with a thread stack of at least ``stack_wanted``
+    (what the interpreter it replaced asked for, from the build info): a program linked
+    against libpython breaks copied (venv --copies) and without /proc."""
+    exe = tree / "bin" / f"python{minor}"
+    if not is_elf(exe):
+        return []  # missing: the layout rule says so
+    rel = exe.relative_to(tree.parent).as_posix()
+    info = read_elf(exe)
+    if info is None:
+        return [Finding("launcher", rel, "not a readable ELF file")]
+    libs = [n for n in info.needed if n.startswith("libpython")]
+    if libs:
+        return [Finding("launcher", rel, f"links {libs[0]} (found through $ORIGIN/../lib): "
+                        "a copy of it (python -m venv --copies, venv.create()) exits 127, and "
+                        "without /proc musl loads a system libpython; not the musl-pbs "
+                        "launcher")]
+    try:
+        with exe.open("rb") as f:
+            data = f.read(CAP_TEXT)
+    except OSError as e:
+        return [Finding("launcher", rel, f"unreadable: {e.strerror}")]
+    name = configured_libpython(data)
+    if name is None:
+        return []  # links no libpython and is no launcher: a self-contained interpreter
+    out = []
+    lib = tree / "lib" / name
+    if not name:
+        out.append(Finding("launcher", rel, "the launcher was never given its libpython"))
+    elif "/" in name or not lib.is_file() or not os.path.realpath(lib).startswith(
+            os.path.realpath(tree) + os.sep):
+        out.append(Finding("launcher", rel, f"loads lib/{name}, which is not in the archive"))
+    have = info.stack_size or 0
+    if have < stack_wanted:
+        out.append(Finding("launcher", rel, f"PT_GNU_STACK asks for a {have:#x}-byte thread "
+                           f"stack, below the {stack_wanted:#x} of the interpreter it "
+                           "replaced (musl takes the default thread stack from the main "
+                           "program only)"))
+    return out

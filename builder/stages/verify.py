@@ -49,7 +49,14 @@ from builder.lowlevel.wheelhouse import (
 from builder.naming import ArchiveName, parse_archive_name
 from builder.platforms import Arch, get_arch
 from builder.progress import Reporter
-from builder.stages.audit import Finding, audit_elves, audit_links, audit_text, rules_for
+from builder.stages.audit import (
+    Finding,
+    audit_elves,
+    audit_launcher,
+    audit_links,
+    audit_text,
+    rules_for,
+)
 from builder.stages.pack import BUILDINFO, sha256_file
 
 
@@ -187,7 +194,8 @@ def static_audit(
             return [CheckResult("archive-safety", False, e.message, archive.name)], frozenset()
         tree = Path(tmp, "tree", "python")
         findings: list[Finding] = (audit_elves(tree, ident.arch) + audit_links(tree)
-                                   + audit_text(tree, ident.minor))
+                                   + audit_text(tree, ident.minor)
+                                   + audit_launcher(tree, ident.minor, _stack_wanted(ident)))
         needed = imported_from_libc(tree)
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
@@ -200,6 +208,13 @@ def static_audit(
             results.append(CheckResult(f"static:{check}", False, f.message, f.path))
     results.append(recorded_floor_check(ident, needed))
     return results, needed
+
+
+def _stack_wanted(ident: ArchiveIdentity) -> int:
+    """The thread stack the replaced interpreter asked for (the build info records it)."""
+    interp = ident.info.get("interpreter")
+    value = interp.get("original_thread_stack_size") if isinstance(interp, dict) else None
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def recorded_floor_check(ident: ArchiveIdentity, needed: frozenset[str]) -> CheckResult:
@@ -328,7 +343,8 @@ def _run_checks(
     config = {"required": ident.info.get("required_extensions", []),
               "expected": ident.info.get("expected_extensions", []),
               "imports": runtime_imports(ident.info),
-              "thread_stack_size": thread_stack_size}
+              "thread_stack_size": thread_stack_size,
+              "default_thread_stack": _stack_wanted(ident)}
     script = resources.files("builder").joinpath("data/runtime_checks.py").read_bytes()
     env = {"LD_LIBRARY_PATH": ""}
     with Container(client, image, platform=ident.arch.docker_platform, network=False,
@@ -350,7 +366,7 @@ def _run_checks(
         c.put_tar(PurePosixPath("/opt/musl-pbs-verify"), buf.getvalue())
 
         reporter.stage("verify", "interpreter checks (prefix, zlib, ctypes, thread stack, "
-                       "every extension)")
+                       "venv --copies, argv[0], no /proc, every extension)")
         r = c.call([str(python), "/opt/musl-pbs-verify/runtime_checks.py", str(prefix),
                     json.dumps(config)], env=env)
         try:
