@@ -1,12 +1,13 @@
 """The musl floor on real Alpine: the official 3.19.4 minirootfs (musl 1.2.4_git20230717)
 against an archive built on musl 1.2.5. Either it runs there, or verify refuses it before
 unpacking and names the missing symbols; and a refusal is never wrong: the archive,
-forced in anyway, fails with "symbol not found" on exactly those symbols."""
+forced in anyway, fails with "symbol not found" on those symbols (the first the loader meets)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -93,6 +94,8 @@ def test_a_refusal_is_never_wrong(built_x86_64: Path, alpine_3_19_4: str) -> Non
         assert r.exit_code == 0 and "ran" in r.output
         return
     assert r.exit_code != 0
-    assert "symbol not found" in r.output
-    for symbol in lacks:
-        assert f"{symbol}: symbol not found" in r.output, r.output
+    # The launcher dlopens libpython, and musl's dlopen stops at the first relocation error
+    # (the program loader at start-up lists them all): every symbol named is one the floor
+    # named, and at least one is.
+    named = set(re.findall(r"(\w+): symbol not found", r.output))
+    assert named and named <= set(lacks), r.output
