@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,14 @@ def built_x86_64(
                  "--out", str(root / "dist"), "--work", str(root / "work"), "-q"])
     assert code == 0
     return root / "dist"
+
+
+def archive_without(gz: Path, broken: Path, drop: Callable[[str], bool]) -> Path:
+    """A copy of the .tar.gz ``gz`` at ``broken`` without the members whose name ``drop``
+    accepts (a planted defect for verify)."""
+    with tarfile.open(gz) as src, gzip.open(broken, "wb") as raw, \
+            tarfile.open(fileobj=raw, mode="w") as dst:
+        for m in src:
+            if not drop(m.name):
+                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    return broken

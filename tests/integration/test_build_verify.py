@@ -3,7 +3,6 @@ verify it in the musl-only base image, and see verify fail on a broken copy."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ from builder.lowlevel.rootfs import resolve_in_root
 from builder.platforms import get_arch
 from builder.progress import NullReporter
 from builder.stages.acquire import acquire
+from tests.integration.conftest import archive_without
 
 pytestmark = pytest.mark.docker
 
@@ -116,13 +116,8 @@ def test_verify_fails_without_libffi(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     gz = _archive(built_x86_64)
-    broken = tmp_path / gz.name
-    with tarfile.open(gz) as src, gzip.open(broken, "wb") as raw, \
-            tarfile.open(fileobj=raw, mode="w") as dst:
-        for m in src:
-            if m.name.startswith("python/lib/libffi"):
-                continue
-            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    broken = archive_without(gz, tmp_path / gz.name,
+                             lambda name: name.startswith("python/lib/libffi"))
     code = main(["verify", str(broken), "--image", images_x86_64[1]])
     err = capsys.readouterr().err
     assert code == 12

@@ -6,7 +6,6 @@ without it."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import tarfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
+from tests.integration.conftest import archive_without
 
 pytestmark = pytest.mark.docker
 
@@ -59,13 +59,8 @@ def test_verify_fails_without_tcls_script_library(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     gz = _archive(built_x86_64)
-    broken = tmp_path / gz.name
-    with tarfile.open(gz) as src, gzip.open(broken, "wb") as raw, \
-            tarfile.open(fileobj=raw, mode="w") as dst:
-        for m in src:
-            if m.name == "python/lib/tcl8.6" or m.name.startswith("python/lib/tcl8.6/"):
-                continue
-            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    broken = archive_without(gz, tmp_path / gz.name, lambda name: name == "python/lib/tcl8.6"
+                             or name.startswith("python/lib/tcl8.6/"))
     code = main(["verify", str(broken), "--image", images_x86_64[1], "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 12
