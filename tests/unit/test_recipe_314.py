@@ -12,15 +12,12 @@ import tarfile
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-import pytest
-
 from builder.config import load_recipe
 from builder.extensions import full_build, package_imports
 from builder.stages.closure import DEFAULT_MUSL_PATH, compute_closure
 from builder.stages.verify import runtime_imports
+from tests.minirootfs import release
 
-MINIROOTFS = (Path(__file__).resolve().parents[3] / "shared/alpine/minirootfs"
-              / "alpine-minirootfs-3.20.3-x86_64.tar.gz")
 LIBC = b"libc.musl-x86_64.so.1"
 
 
@@ -75,9 +72,7 @@ def test_the_runtime_check_imports_the_package_at_the_recipe_level(tmp_path: Pat
 
 def _musl_elf(dest: Path, needed: bytes) -> Path:
     """Alpine 3.20's libz.so.1 with its one DT_NEEDED (the libc) renamed to ``needed``."""
-    if not MINIROOTFS.is_file():
-        pytest.fail(f"{MINIROOTFS} is missing (see ../shared/alpine/README.md)")
-    with tarfile.open(MINIROOTFS) as tar:
+    with tarfile.open(release("3.20.3", "x86_64")) as tar:  # found or fetched, SHA-512 checked
         f = tar.extractfile("./lib/libz.so.1.3.1")
         assert f is not None
         data = f.read()
