@@ -30,12 +30,10 @@ import errno
 import os
 import shutil
 import stat
-import tarfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 from builder.errors import (
     ExtractionLimitError,
@@ -43,15 +41,17 @@ from builder.errors import (
     UnsafeArchiveError,
     UnwritableOutputError,
 )
-from builder.lowlevel.tarstream import CHUNK, READ_ERRORS, ByteStream, Limits, MiB, open_tar
+from builder.lowlevel.tarreader import Member, TarReader
+from builder.lowlevel.tarstream import CHUNK, ByteStream, Limits, MiB, open_stream
 
 _MAX_HOPS = 40  # symlinks followed while resolving one target (Linux's MAXSYMLINKS)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_OPEN_DIRS = 256  # directory fds kept open while writing (then all are closed)
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # A transform sees each member first and returns it (maybe changed, in place or a copy) or
 # None to skip it.
-Transform = Callable[[tarfile.TarInfo], tarfile.TarInfo | None]
+Transform = Callable[[Member], Member | None]
 # A skip predicate sees each normalised name; True drops the member unread.
 Skip = Callable[[str], bool]
 
@@ -103,6 +103,19 @@ def _file_mode(mode: int) -> int:
 
 
 # -- writing ------------------------------------------------------------------------------
+def _umask() -> int | None:
+    """The process's umask, read without changing it (``os.umask`` can only swap it, a race
+    with other threads); None where ``/proc`` does not say."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -121,51 +134,58 @@ class _Writer:
         self.skipped_files: set[tuple[str, ...]] = set()
         self.links: dict[tuple[str, ...], str] = {}  # the symlinks there now -> targets
         self.dirs: dict[tuple[str, ...], tuple[int, float]] = {}
-        self._cached: tuple[tuple[str, ...], int] | None = None
+        self._fds: dict[tuple[str, ...], int] = {}  # open directories below the top
+        self.umask = _umask()
 
     def close(self) -> None:
         self._uncache()
         os.close(self.root_fd)
 
     def _uncache(self) -> None:
-        if self._cached is not None:
-            os.close(self._cached[1])
-            self._cached = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
     def _where(self, parts: tuple[str, ...]) -> str:
         return "/".join(parts) or "."
 
     def _walk(self, parts: tuple[str, ...], create: bool) -> int:
-        """An fd of the real directory ``parts`` (the caller must not close it)."""
-        if self._cached is not None and self._cached[0] == parts:
-            return self._cached[1]
-        self._uncache()
-        fd = os.dup(self.root_fd)
-        try:
-            for i, part in enumerate(parts):
-                try:
-                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    self._write_call(os.mkdir, parts[: i + 1], part, 0o755, dir_fd=fd)
-                    self.kinds[parts[: i + 1]] = "dir"
-                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as e:
-                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-                    what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
-                    raise UnsafeArchiveError(
-                        f"{self.label}: refusing to write through "
-                        f"{self._where(parts[: i + 1])!r}: it is {what}"
-                    ) from None
-                os.close(fd)
-                fd = nfd
-        except BaseException:
-            os.close(fd)
-            raise
-        self._cached = (parts, fd)
+        """An fd of the real directory ``parts`` (the caller must not close it).
+
+        Directories once made stay directories (a non-directory over one is an error), so
+        their fds are kept open and a walk starts from the deepest one already open."""
+        if not parts:
+            return self.root_fd
+        fd = self._fds.get(parts)
+        if fd is not None:
+            return fd
+        if len(self._fds) >= _MAX_OPEN_DIRS:
+            self._uncache()
+        start = len(parts) - 1
+        while start > 0 and parts[:start] not in self._fds:
+            start -= 1
+        fd = self._fds[parts[:start]] if start else self.root_fd
+        for i in range(start, len(parts)):
+            part = parts[i]
+            try:
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                self._write_call(os.mkdir, parts[: i + 1], part, 0o755, dir_fd=fd)
+                self.kinds[parts[: i + 1]] = "dir"
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as e:
+                if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                raise UnsafeArchiveError(
+                    f"{self.label}: refusing to write through "
+                    f"{self._where(parts[: i + 1])!r}: it is {what}"
+                ) from None
+            self._fds[parts[: i + 1]] = nfd
+            fd = nfd
         return fd
 
     def _write_call(self, fn: Callable[..., object], parts: tuple[str, ...], *args: object,
@@ -200,12 +220,16 @@ class _Writer:
         self.kinds[parts] = "dir"
         self.dirs[parts] = ((mode & 0o755) | 0o700, mtime)
 
-    def regular(self, parts: tuple[str, ...], mode: int, mtime: float, data: ByteStream,
+    def regular(self, parts: tuple[str, ...], mode: int, mtime: float, data: TarReader,
                 size: int) -> None:
         pfd = self._walk(parts[:-1], create=True)
         self._make_room(parts, pfd, is_dir=False)
+        final = _file_mode(mode)
         try:
-            fd = os.open(parts[-1], _FILE_FLAGS, 0o600, dir_fd=pfd)
+            # Created with its final mode when the umask leaves it whole (one fchmod less
+            # per file; the bits were never more than 0o755).
+            fd = os.open(parts[-1], _FILE_FLAGS, final if self.umask_clear_of(final) else 0o600,
+                         dir_fd=pfd)
         except OSError as e:
             raise UnwritableOutputError(
                 f"{self.label}: cannot create {self._where(parts)} under {self.top}: "
@@ -214,12 +238,7 @@ class _Writer:
         try:
             left = size
             while left > 0:
-                try:
-                    chunk = data.read(min(CHUNK, left))
-                except READ_ERRORS as e:
-                    raise MalformedArchiveError(
-                        f"{self.label}: {self._where(parts)}: unreadable data ({e})"
-                    ) from None
+                chunk = data.read(min(CHUNK, left))  # errors: typed, by the reader
                 if not chunk:
                     raise MalformedArchiveError(
                         f"{self.label}: {self._where(parts)}: the archive ends inside it"
@@ -229,11 +248,15 @@ class _Writer:
                                                 "more data than its size")
                 self._write_call(_write_all, parts, fd, chunk)
                 left -= len(chunk)
-            self._write_call(os.fchmod, parts, fd, _file_mode(mode))
+            if not self.umask_clear_of(final):
+                self._write_call(os.fchmod, parts, fd, final)
             self._write_call(os.utime, parts, fd, (mtime, mtime))
         finally:
             os.close(fd)
         self.kinds[parts] = "reg"
+
+    def umask_clear_of(self, mode: int) -> bool:
+        return self.umask is not None and not self.umask & mode
 
     def hardlink(self, parts: tuple[str, ...], target: tuple[str, ...]) -> bool:
         """Link ``parts`` to the regular file ``target``; False when the target was skipped."""
@@ -320,32 +343,11 @@ def normalise_name(name: str) -> str:
     return name
 
 
-def _member_data(tar: tarfile.TarFile, member: tarfile.TarInfo) -> ByteStream | None:
-    """A regular member's bytes. In a stream read in order, straight from the stream when
-    it stands at the member's data (``extractfile`` adds two buffered layers per member:
-    a quarter of the reading's CPU time on an export); ``next()`` skips what is left."""
-    raw = tar.fileobj
-    if raw is not None and raw.tell() == member.offset_data:
-        return cast(ByteStream, raw)
-    return tar.extractfile(member)
-
-
-def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
+def _unpack(tar: TarReader, writer: _Writer, limits: Limits,
             transform: Transform | None, skip: Skip | None) -> Extracted:
     label = writer.label
     members = written = skipped = 0
-    while True:
-        try:
-            member = tar.next()
-        except READ_ERRORS as e:
-            raise MalformedArchiveError(f"{label}: damaged after {members} members ({e})") \
-                from None
-        except MalformedArchiveError as e:
-            raise MalformedArchiveError(f"{label}: {e.message}") from None
-        if member is None:
-            break
-        # tarfile keeps every member for random access; a stream never needs them.
-        tar.members.clear()  # type: ignore[attr-defined]
+    for member in tar:
         members += 1
         if members > limits.max_members:
             raise ExtractionLimitError(f"{label}: more than {limits.max_members} members")
@@ -386,10 +388,7 @@ def _unpack(tar: tarfile.TarFile, writer: _Writer, limits: Limits,
                     f"{label}: more than {limits.max_bytes // MiB} MiB of file data "
                     f"(at {name!r}, {members} members in)"
                 )
-            data = _member_data(tar, member)
-            if data is None:  # cannot happen for a regular member
-                raise MalformedArchiveError(f"{label}: {name!r} has no data")
-            writer.regular(parts, candidate.mode, candidate.mtime, data, candidate.size)
+            writer.regular(parts, candidate.mode, candidate.mtime, tar, candidate.size)
             written += candidate.size
         else:
             raise MalformedArchiveError(
@@ -419,8 +418,14 @@ def extract(
     try:
         writer = _Writer(partial, label, limits)
         try:
-            with open_tar(source, limits, label) as tar:
-                result = _unpack(tar, writer, limits, transform, skip)
+            with open_stream(source, limits, label) as stream:
+                try:
+                    result = _unpack(TarReader(stream, label), writer, limits, transform,
+                                     skip)
+                except (MalformedArchiveError, ExtractionLimitError) as e:
+                    if e.message.startswith(label):
+                        raise
+                    raise type(e)(f"{label}: {e.message}", e.hint) from None
         finally:
             writer.close()
         os.chmod(partial, 0o755)

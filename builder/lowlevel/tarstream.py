@@ -126,11 +126,11 @@ def _decompressor(magic: bytes, meter: _Meter) -> ByteStream:
 
 
 @contextlib.contextmanager
-def open_tar(
-    source: Path | ByteStream, limits: Limits, label: str = ""
-) -> Iterator[tarfile.TarFile]:
-    """``source`` as a tar read once in order, its decompression metered against
-    ``limits.max_ratio`` (:class:`ExtractionLimitError` as soon as it is exceeded)."""
+def open_stream(source: Path | ByteStream, limits: Limits, label: str = ""
+                ) -> Iterator[ByteStream]:
+    """``source``'s expanded bytes (a path decompressed by its first bytes, a stream as
+    it is), the decompression metered against ``limits.max_ratio``
+    (:class:`ExtractionLimitError` as soon as it is exceeded)."""
     label = label or str(source)
     with contextlib.ExitStack() as stack:
         if isinstance(source, Path):
@@ -155,11 +155,27 @@ def open_tar(
                     f"(more than {limits.max_ratio:g} times): refusing a decompression bomb"
                 )
 
-        inner = _decompressor(magic, compressed)
+        try:
+            inner = _decompressor(magic, compressed)
+        except OPEN_ERRORS as e:
+            raise MalformedArchiveError(f"{label}: not a readable archive ({e})") from None
         expanded_meter = _Meter(inner, check_ratio)
+        yield expanded_meter
+
+
+@contextlib.contextmanager
+def open_tar(
+    source: Path | ByteStream, limits: Limits, label: str = ""
+) -> Iterator[tarfile.TarFile]:
+    """``source`` as a ``tarfile`` read once in order (for reading members' names and a
+    few files; :mod:`builder.lowlevel.extract` unpacks through its own reader), its
+    decompression metered as :func:`open_stream` does."""
+    label = label or str(source)
+    with contextlib.ExitStack() as stack:
+        expanded = stack.enter_context(open_stream(source, limits, label))
         try:
             tar = stack.enter_context(
-                tarfile.open(fileobj=cast(IO[bytes], expanded_meter), mode="r|",
+                tarfile.open(fileobj=cast(IO[bytes], expanded), mode="r|",
                              bufsize=TAR_BUFFER, tarinfo=_StrictInfo)
             )
         except OPEN_ERRORS as e:

@@ -14,7 +14,6 @@ import json
 import posixpath
 import re
 import shutil
-import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,6 +27,7 @@ from builder.lowlevel.container import Container, docker_client, ensure_image
 from builder.lowlevel.extract import Extracted, Skip, extract, normalise_name
 from builder.lowlevel.jsonio import read_json_object, write_json
 from builder.lowlevel.rootfs import APK_DB_CAP, SMALL_FILE, read_in_root
+from builder.lowlevel.tarreader import Member
 from builder.lowlevel.tarstream import ROOTFS_LIMITS, ByteStream
 from builder.platforms import Arch
 from builder.progress import Reporter
@@ -157,7 +157,7 @@ class Acquired:
                              ) from None
 
 
-def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+def rootfs_transform(member: Member) -> Member | None:
     """What an exported root filesystem needs before the generic extraction rules.
 
     Names lose their leading ``/`` or ``./``; absolute symlinks become relative ones with
@@ -179,7 +179,7 @@ def rootfs_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return member
 
 
-def export_transform(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+def export_transform(member: Member) -> Member | None:
     """``rootfs_transform`` for ``docker export``, without busybox's applet links.
 
     Alpine's busybox is reached through some 300 links (``bin/ls -> /bin/busybox``...), a

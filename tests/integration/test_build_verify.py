@@ -16,6 +16,7 @@ from builder.config import load_recipe
 from builder.errors import ContainerCommandError
 from builder.lowlevel.elf import read_elf
 from builder.lowlevel.rootfs import resolve_in_root
+from builder.lowlevel.tarreader import Member
 from builder.platforms import get_arch
 from builder.progress import NullReporter
 from builder.stages.acquire import acquire
@@ -177,7 +178,7 @@ def test_ctrl_c_during_the_export_stream_leaves_no_container_and_no_tree(
     seen: list[str] = []
     transform = acquire_module.rootfs_transform
 
-    def interrupt_halfway(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    def interrupt_halfway(member: Member) -> Member | None:
         seen.append(member.name)
         if len(seen) == 800:
             raise KeyboardInterrupt
