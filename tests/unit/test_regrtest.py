@@ -259,6 +259,45 @@ def test_failing_in_both_is_alpines_own_unless_relocation_adds_test_cases() -> N
     assert verdicts["test_embed"].verdict == rt.BOTH
 
 
+def test_a_regression_that_passes_run_again_alone_is_flaky_one_that_fails_again_is_not(
+        ) -> None:
+    timer = "test.test_os.TimerfdTests.test_timerfd_ns_TFD_TIMER_ABSTIME"
+    pairs = {
+        "test_os": (_mod("test_os", Outcome.FAILED, "test.test_os.A.test_fpathconf"),
+                    _mod("test_os", Outcome.FAILED, "test.test_os.A.test_fpathconf", timer)),
+        "test_venv": (_mod("test_venv", Outcome.PASSED),
+                      _mod("test_venv", Outcome.FAILED, "test.test_venv.B.test_copies")),
+        "test_zlib": (_mod("test_zlib", Outcome.PASSED), _mod("test_zlib", Outcome.PASSED)),
+    }
+    rows = _judge(pairs)
+    assert [r.verdict for r in rows] == [rt.REGRESSION, rt.REGRESSION, rt.OK]
+    again = {
+        # Only the in-place case again: the timer case lost to the load the first time.
+        "test_os": _mod("test_os", Outcome.FAILED, "test.test_os.A.test_fpathconf"),
+        # The same case again: a defect.
+        "test_venv": _mod("test_venv", Outcome.FAILED, "test.test_venv.B.test_copies"),
+    }
+    settled = rt.settle_flakes(rows, {m: a for m, (a, _) in pairs.items()}, again,
+                               rt.load_known(), "3.11", "x86_64")
+    assert [r.verdict for r in settled] == [rt.FLAKY, rt.REGRESSION, rt.OK]
+    assert "when run again alone" in settled[0].why() and timer in settled[0].why()
+    report = rt.RegrtestReport("x86_64", "3.11", tuple(pairs), _side(pairs, 0),
+                               _side(pairs, 1), settled)
+    assert [r.module for r in report.regressions] == ["test_venv"]
+    assert "passed run again alone (timing): test_os" in report.summary()
+    checks = {c.check: c for c in rt.to_checks(report)}
+    assert checks["regrtest:test_os"].level == "warning"
+    assert not checks["regrtest:test_venv"].ok and not checks["regrtest"].ok
+    assert report.to_json()["modules"][0]["relocated_again"]["outcome"] == "failed"
+    # Nothing run again: the rows are as they were.
+    assert rt.settle_flakes(rows, {}, {}, {}, "3.11", "x86_64") == rows
+
+
+def _side(pairs: dict[str, tuple[rt.ModuleResult, rt.ModuleResult]], i: int) -> rt.SideResult:
+    return rt.SideResult(["in place", "relocated"][i], "img", "python3",
+                         {m: pair[i] for m, pair in pairs.items()}, 1.0, 1)
+
+
 def test_a_named_known_limitation_is_a_warning_not_a_failure() -> None:
     known = {"test_venv": rt.Known("test_venv", "copies cannot find libpython", "archive",
                                    "relocated")}
