@@ -9,6 +9,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -114,6 +115,24 @@ def forget(path: Path) -> None:
     _FACTS.pop(path, None)
 
 
+_DYNAMIC_TYPES = frozenset(("SHT_DYNAMIC", "SHT_GNU_verneed"))
+
+
+def _sections_of_type(elf: ELFFile, types: frozenset[str]) -> Iterator[Any]:
+    """The sections of ``elf`` whose type is in ``types``, made from their headers alone.
+
+    ``iter_sections`` makes every section (its name looked up, its object built): in a
+    library with debug info, dozens per file, most of stage's ELF reading. pyelftools
+    keeps the header reader private, so without it every section is made and filtered."""
+    header = getattr(elf, "_get_section_header", None)
+    if header is None:  # pragma: no cover - pyelftools >= 0.31 has it
+        yield from (s for s in elf.iter_sections() if s["sh_type"] in types)
+        return
+    for i in range(elf.num_sections()):
+        if header(i)["sh_type"] in types:
+            yield elf.get_section(i)
+
+
 def _read_elf(path: Path) -> ElfInfo | None:
     try:
         with _elf_file(path) as elf:
@@ -134,7 +153,7 @@ def _read_elf(path: Path) -> ElfInfo | None:
                 if seg["p_type"] == "PT_INTERP":
                     interp = str(seg.get_interp_name())  # type: ignore[attr-defined]
             version_needs: list[tuple[str, str]] = []
-            for sec in elf.iter_sections():
+            for sec in _sections_of_type(elf, _DYNAMIC_TYPES):
                 if isinstance(sec, GNUVerNeedSection):
                     for verneed, auxiliaries in sec.iter_versions():
                         version_needs += [(str(verneed.name), str(aux.name))
