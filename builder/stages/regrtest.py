@@ -328,6 +328,30 @@ def _seconds(words: str) -> float | None:
     return hours * 3600 + mins * 60 + secs
 
 
+def _selected(name: str, chosen: set[str]) -> str | None:
+    """The selected module a progress line's name belongs to: itself, or the package of
+    which 3.13's regrtest runs each submodule apart (``test_pydoc.test_pydoc``)."""
+    if name in chosen:
+        return name
+    package = name.split(".", 1)[0]
+    return package if package in chosen else None
+
+
+# The worst outcome of a split package's parts is the package's.
+_SEVERITY = (Outcome.PASSED, Outcome.SKIPPED, Outcome.FAILED, Outcome.TIMED_OUT,
+             Outcome.CRASHED, Outcome.NOT_RUN)
+
+
+def _merge(a: Progress, b: Progress) -> Progress:
+    if {a.outcome, b.outcome} == {Outcome.PASSED, Outcome.SKIPPED}:
+        outcome = Outcome.PASSED  # some parts skipped (a missing resource), the rest ran
+    else:
+        outcome = max(a.outcome, b.outcome, key=_SEVERITY.index)
+    seconds = None if a.seconds is None and b.seconds is None else \
+        (a.seconds or 0.0) + (b.seconds or 0.0)
+    return Progress(outcome, f"{a.detail}; {b.detail}", seconds, ())
+
+
 def parse_progress(output: str, selection: Sequence[str]) -> dict[str, Progress]:
     """Each module's result line of a ``-j`` run, with the lines its worker printed."""
     found: dict[str, Progress] = {}
@@ -336,11 +360,15 @@ def parse_progress(output: str, selection: Sequence[str]) -> dict[str, Progress]
     chosen = set(selection)
     for line in output.splitlines():
         m = _PROGRESS.match(line)
-        if m and m.group("name") in chosen:
-            current = m.group("name")
+        name = _selected(m.group("name"), chosen) if m else None
+        if m and name is not None:
+            current = name
             outcome, detail = classify(m.group("rest") or "")
-            found[current] = Progress(outcome, detail, _seconds(detail), ())
-            collected[current] = []
+            if m.group("name") != name:  # a part of a package regrtest splits
+                detail = f"{m.group('name')}: {detail}"
+            part = Progress(outcome, detail, _seconds(detail), ())
+            found[name] = _merge(found[name], part) if name in found else part
+            collected.setdefault(name, [])
             continue
         if m or _OTHER.match(line):
             current = None
@@ -648,7 +676,7 @@ def cache_key(image_id: str, arch: str, opts: RegrtestOptions, packages: dict[st
               ) -> str:
     blob = json.dumps({"image": image_id, "arch": arch, "modules": opts.selection,
                        "jobs": opts.jobs, "timeout": opts.timeout, "resources": RESOURCES,
-                       "packages": packages, "format": 1}, sort_keys=True)
+                       "packages": packages, "format": 2}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

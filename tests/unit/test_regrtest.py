@@ -142,6 +142,24 @@ def test_each_module_gets_its_outcome_from_the_progress_lines() -> None:
     assert any("Timeout (0:00:15)!" in ln for ln in got["test_hang"].lines)
 
 
+def test_a_package_3_13_runs_in_parts_is_one_module_with_the_worst_outcome() -> None:
+    # 3.13's regrtest runs test_pydoc (a package since 3.13) as test_pydoc.test_pydoc: the
+    # selection's test_pydoc was "not run" on both sides before.
+    out = ("0:00:03 load avg: 1.2 [ 1/3] test_pydoc.test_pydoc passed\n"
+           "0:00:04 load avg: 1.2 [ 2/3] test_split.test_a passed (31.0 sec)\n"
+           "0:00:05 load avg: 1.2 [ 3/3/1] test_split.test_b failed (1 failure)\n"
+           "0:00:06 load avg: 1.2 [ 4/4/1] test_skip.test_a skipped (resource denied)\n"
+           "0:00:07 load avg: 1.2 [ 5/5/1] test_skip.test_b passed\n"
+           "0:00:07 load avg: 1.2 [ 6/6/1] test_other.test_x passed\n")
+    got = rt.parse_progress(out, ["test_pydoc", "test_split", "test_skip"])
+    assert {m: p.outcome for m, p in got.items()} == {
+        "test_pydoc": Outcome.PASSED, "test_split": Outcome.FAILED,
+        "test_skip": Outcome.PASSED}
+    assert got["test_split"].detail == ("test_split.test_a: passed (31.0 sec); "
+                                        "test_split.test_b: failed (1 failure)")
+    assert got["test_split"].seconds == 31.0
+
+
 def test_the_wording_of_both_regrtest_generations_is_understood() -> None:
     cases = {
         "passed (1 min 2 sec)": (Outcome.PASSED, 62.0),
