@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import cast
 
 from builder.errors import ExtractionLimitError, MalformedArchiveError
-from builder.lowlevel.tarstream import READ_ERRORS, ByteStream
+from builder.lowlevel.tarstream import READ_ERRORS, ByteStream, Meter
 
 BLOCK = 512
 # Buffered reads of the expanded stream: a header and the small file after it usually come
@@ -111,7 +110,10 @@ class TarReader:
     when the next member is asked for."""
 
     def __init__(self, stream: ByteStream, label: str) -> None:
-        self._f = io.BufferedReader(cast(io.RawIOBase, _Raw(stream)), BUFFER)
+        # open_stream's metered stream is already a raw stream; anything else (a plain
+        # file object, BytesIO) goes through the same adapter, its count unused.
+        raw = stream if isinstance(stream, io.RawIOBase) else Meter(stream)
+        self._f = io.BufferedReader(raw, BUFFER)
         self._label = label
         self.offset = 0  # bytes of the stream consumed
         self._left = 0  # data bytes of the current member not read yet
@@ -312,19 +314,3 @@ class TarReader:
             raise MalformedArchiveError(
                 f"a damaged pax header before byte {self.offset}: mtime {value[:20]!r}")
         return result
-
-
-class _Raw(io.RawIOBase):
-    """A byte stream as a raw stream for :class:`io.BufferedReader`."""
-
-    def __init__(self, stream: ByteStream) -> None:
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n

@@ -62,7 +62,7 @@ ARCHIVE_LIMITS = Limits(max_bytes=512 * MiB, max_members=100_000, max_name=1024,
 ROOTFS_LIMITS = Limits(max_bytes=16 * GiB, max_members=500_000)
 
 
-class _Meter(io.RawIOBase):
+class Meter(io.RawIOBase):
     """Counts the bytes read through it and calls ``check`` after each read."""
 
     def __init__(self, raw: ByteStream, check: Callable[[], None] = lambda: None) -> None:
@@ -109,7 +109,7 @@ class _StrictInfo(tarfile.TarInfo):
             ) from None
 
 
-def _decompressor(magic: bytes, meter: _Meter) -> ByteStream:
+def _decompressor(magic: bytes, meter: Meter) -> ByteStream:
     source = cast(IO[bytes], meter)
     if magic.startswith(b"\x1f\x8b"):
         return gzip.GzipFile(fileobj=source, mode="rb")
@@ -143,8 +143,8 @@ def open_stream(source: Path | ByteStream, limits: Limits, label: str = ""
             raw: ByteStream = f
         else:
             raw, magic = source, b""
-        compressed = _Meter(raw)
-        expanded_meter: _Meter
+        compressed = Meter(raw)
+        expanded_meter: Meter
 
         def check_ratio() -> None:
             done = expanded_meter.count
@@ -159,7 +159,7 @@ def open_stream(source: Path | ByteStream, limits: Limits, label: str = ""
             inner = _decompressor(magic, compressed)
         except OPEN_ERRORS as e:
             raise MalformedArchiveError(f"{label}: not a readable archive ({e})") from None
-        expanded_meter = _Meter(inner, check_ratio)
+        expanded_meter = Meter(inner, check_ratio)
         yield expanded_meter
 
 
