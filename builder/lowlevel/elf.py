@@ -116,6 +116,7 @@ def forget(path: Path) -> None:
 
 
 _DYNAMIC_TYPES = frozenset(("SHT_DYNAMIC", "SHT_GNU_verneed"))
+_DYNSYM_TYPE = frozenset(("SHT_DYNSYM",))
 
 
 def _sections_of_type(elf: ELFFile, types: frozenset[str]) -> Iterator[Any]:
@@ -133,6 +134,32 @@ def _sections_of_type(elf: ELFFile, types: frozenset[str]) -> Iterator[Any]:
             yield elf.get_section(i)
 
 
+def _segment_headers(elf: ELFFile) -> Iterator[Any]:
+    """The program headers of ``elf``, as parsed structs.
+
+    ``iter_segments`` makes a segment object of each; for PT_DYNAMIC that object looks
+    for the dynamic section's string table by making every section (dozens in a file with
+    debug info): most of a read. The headers alone say all :func:`read_elf` needs."""
+    header = getattr(elf, "_get_segment_header", None)
+    if header is None:  # pragma: no cover - pyelftools >= 0.31 has it
+        yield from (seg.header for seg in elf.iter_segments())
+        return
+    for i in range(elf.num_segments()):
+        yield header(i)
+
+
+_MAX_INTERP = 4096
+
+
+def _interpreter(elf: ELFFile, seg: Any) -> str:
+    """PT_INTERP's path: the segment's bytes up to the first NUL."""
+    size = int(seg["p_filesz"])
+    if size > _MAX_INTERP:
+        raise ValueError(f"PT_INTERP of {size} bytes")
+    elf.stream.seek(int(seg["p_offset"]))
+    return bytes(elf.stream.read(size)).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
 def _read_elf(path: Path) -> ElfInfo | None:
     try:
         with _elf_file(path) as elf:
@@ -145,13 +172,13 @@ def _read_elf(path: Path) -> ElfInfo | None:
             soname: str | None = None
             loads: list[tuple[int, int, int]] = []
             stack_size: int | None = None
-            for seg in elf.iter_segments():
+            for seg in _segment_headers(elf):
                 if seg["p_type"] == "PT_GNU_STACK":
                     stack_size = int(seg["p_memsz"])
                 if seg["p_type"] == "PT_LOAD":
                     loads.append((seg["p_offset"], seg["p_vaddr"], seg["p_align"]))
                 if seg["p_type"] == "PT_INTERP":
-                    interp = str(seg.get_interp_name())  # type: ignore[attr-defined]
+                    interp = _interpreter(elf, seg)
             version_needs: list[tuple[str, str]] = []
             for sec in _sections_of_type(elf, _DYNAMIC_TYPES):
                 if isinstance(sec, GNUVerNeedSection):
@@ -195,7 +222,7 @@ def gnu_stack_field(data: bytes) -> tuple[int, int, int] | None:
     bytes, value); None without the header."""
     try:
         elf = ELFFile(io.BytesIO(data))
-        for i, seg in enumerate(elf.iter_segments()):
+        for i, seg in enumerate(_segment_headers(elf)):
             if seg["p_type"] == "PT_GNU_STACK":
                 # Elf64_Phdr: p_memsz at 40 (8 bytes); Elf32_Phdr: at 20 (4 bytes).
                 where = 40 if elf.elfclass == 64 else 20
@@ -243,7 +270,7 @@ def dynamic_symbols(path: Path) -> DynamicSymbols | None:
         with _elf_file(path) as elf:
             if elf is None:
                 return None
-            section = elf.get_section_by_name(".dynsym")
+            section = next(_sections_of_type(elf, _DYNSYM_TYPE), None)
             if not isinstance(section, SymbolTableSection):
                 return DynamicSymbols(frozenset(), frozenset())
             size_of_file = path.stat().st_size

@@ -25,6 +25,7 @@ from typing import IO, Any, cast
 import zstandard
 
 from builder import __version__
+from builder.errors import StageError
 from builder.lowlevel.jsonio import dumps
 from builder.lowlevel.outdir import unwritable, writing
 from builder.lowlevel.tarstream import ByteStream
@@ -103,20 +104,26 @@ def pyc_pinned_sources(paths: list[Path]) -> set[Path]:
     return pinned
 
 
-def _normalised(tar: tarfile.TarFile, path: Path, arcname: str, epoch: int,
+def _normalised(path: Path, arcname: str, epoch: int,
                 keep_mtime: bool = False) -> tarfile.TarInfo:
-    info = tar.gettarinfo(str(path), arcname)
-    if info.islnk():  # staged files are hard links (to the export): each is a file here
-        info.type, info.linkname, info.size = tarfile.REGTYPE, "", path.lstat().st_size
+    """The member for ``path``, made from its ``lstat`` alone (tarfile's gettarinfo also
+    looks up the owner's and group's names, which every member drops)."""
+    st = path.lstat()
+    info = tarfile.TarInfo(arcname)
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    info.mtime = int(info.mtime) if keep_mtime else min(int(info.mtime), epoch)
-    if info.isdir():
-        info.mode = 0o755
-    elif info.issym():
-        info.mode = 0o777
+    info.mtime = int(st.st_mtime) if keep_mtime else min(int(st.st_mtime), epoch)
+    if stat.S_ISDIR(st.st_mode):
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, os.readlink(path)
+    elif stat.S_ISREG(st.st_mode):
+        # A staged file may be a hard link (to the export): each is a file of its own here.
+        info.type, info.size = tarfile.REGTYPE, st.st_size
+        info.mode = 0o755 if st.st_mode & 0o111 else 0o644
     else:
-        info.mode = 0o755 if info.mode & 0o111 else 0o644
+        raise StageError(f"{path}: neither a file, a directory nor a symbolic link",
+                         hint="the staged tree holds only these; report this as a bug")
     return info
 
 
@@ -128,10 +135,12 @@ def write_tar(tree: Path, dest: IO[bytes], epoch: int) -> int:
     count = 0
     members = list(_members(tree))
     pinned = pyc_pinned_sources(members)
-    with tarfile.open(fileobj=dest, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    # copybufsize: each file's bytes in 1 MiB reads (16 KiB by default)
+    with tarfile.TarFile(fileobj=dest, mode="w", format=tarfile.GNU_FORMAT,
+                         copybufsize=CHUNK) as tar:
         for path in members:
             arcname = path.relative_to(tree.parent).as_posix()
-            info = _normalised(tar, path, arcname, epoch, path in pinned)
+            info = _normalised(path, arcname, epoch, path in pinned)
             if info.isreg():
                 with path.open("rb") as f:
                     tar.addfile(info, f)
@@ -155,15 +164,33 @@ def gzip_library() -> tuple[str, Callable[..., Any]]:
     return "zlib-ng", gzip_ng.GzipNGFile
 
 
-def compress_gz(src: ByteStream, dest: Path) -> None:
-    """gzip what ``src`` reads until its end (no name, mtime 0: the same bytes every run)."""
+class _Hashing:
+    """A write-only file that hashes what it passes on (the archive's SHA-256 as it is
+    written: no second read of it)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def compress_gz(src: ByteStream, dest: Path) -> str:
+    """gzip what ``src`` reads until its end (no name, mtime 0: the same bytes every run);
+    return the SHA-256 of ``dest``."""
     _, gzip_file = gzip_library()
-    with (
-        dest.open("wb") as raw,
-        gzip_file(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as gz,
-    ):
-        for block in iter(lambda: src.read(CHUNK), b""):
-            gz.write(block)
+    with dest.open("wb") as raw:
+        hashed = _Hashing(raw)
+        with gzip_file(filename="", mode="wb", fileobj=hashed, mtime=0,
+                       compresslevel=GZIP_LEVEL) as gz:
+            for block in iter(lambda: src.read(CHUNK), b""):
+                gz.write(block)
+    return hashed.sha256.hexdigest()
 
 
 def zstd_threads(jobs: int = 1) -> int:
@@ -172,8 +199,9 @@ def zstd_threads(jobs: int = 1) -> int:
     return max(1, (cpus or 1) // max(1, jobs))
 
 
-def compress_zst(src: ByteStream, dest: Path, threads: int = 1) -> None:
-    """zstd what ``src`` reads until its end, with ``threads`` workers.
+def compress_zst(src: ByteStream, dest: Path, threads: int = 1) -> str:
+    """zstd what ``src`` reads until its end, with ``threads`` workers; return the SHA-256
+    of ``dest``.
 
     zstd's multi-threaded format is the same for every worker count >= 1 (and differs from
     its single-threaded one), so ``threads`` is never 0: the bytes do not depend on the
@@ -185,7 +213,10 @@ def compress_zst(src: ByteStream, dest: Path, threads: int = 1) -> None:
     )
     cctx = zstandard.ZstdCompressor(compression_params=params)
     with dest.open("wb") as fout:
-        cctx.copy_stream(cast(IO[bytes], src), fout, read_size=CHUNK, write_size=CHUNK)
+        hashed = _Hashing(fout)
+        cctx.copy_stream(cast(IO[bytes], src), cast(IO[bytes], hashed), read_size=CHUNK,
+                         write_size=CHUNK)
+    return hashed.sha256.hexdigest()
 
 
 class _Stopped(Exception):
@@ -253,10 +284,11 @@ class _QueueReader:
 
 
 def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
-                    threads: int = 1) -> tuple[int, int]:
+                    threads: int = 1) -> tuple[int, int, dict[Path, str]]:
     """Run ``write`` (a tar writer: it returns its member count) into .tar.gz and .tar.zst
     at once, streamed: no plain tar on disk; each compressor in its own thread (both
-    release the GIL), fed the same blocks. Returns (members, uncompressed bytes).
+    release the GIL), fed the same blocks. Returns (members, uncompressed bytes, the
+    SHA-256 of each file written).
 
     Any failure — the writer's, a compressor's, Ctrl-C at any point — sets one stop flag
     that both sides poll, and this returns only once both compressor threads have ended
@@ -264,19 +296,20 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
     stop = threading.Event()
     fan = _Fanout(2, stop)
     errors: list[BaseException] = []
+    digests: dict[Path, str] = {}
 
-    def run(work: Callable[[], None]) -> None:
+    def run(dest: Path, work: Callable[[], str]) -> None:
         try:
-            work()
+            digests[dest] = work()
         except BaseException as e:
             errors.append(e)
             stop.set()
 
     readers = [_QueueReader(q, stop) for q in fan.queues]
     jobs = [
-        threading.Thread(target=run, args=(lambda: compress_gz(readers[0], gz),),
+        threading.Thread(target=run, args=(gz, lambda: compress_gz(readers[0], gz)),
                          name="compress-gz", daemon=True),
-        threading.Thread(target=run, args=(lambda: compress_zst(readers[1], zst, threads),),
+        threading.Thread(target=run, args=(zst, lambda: compress_zst(readers[1], zst, threads)),
                          name="compress-zst", daemon=True),
     ]
     try:
@@ -295,7 +328,7 @@ def compress_stream(write: Callable[[IO[bytes]], int], gz: Path, zst: Path,
     failure = _first_failure(errors)
     if failure is not None:
         raise failure
-    return count, fan.size
+    return count, fan.size, digests
 
 
 def _first_failure(errors: list[BaseException]) -> BaseException | None:
@@ -350,14 +383,14 @@ def pack(
         reporter.stage("pack", f"{name.stem}: tar (epoch {epoch}) streamed into .tar.gz "
                        f"({compressors['gz']}) and .tar.zst (level {ZSTD_LEVEL}, "
                        f"{workers} threads) at once")
-        count, plain_size = compress_stream(
+        count, plain_size, digests = compress_stream(
             lambda dest: write_tar(tree, dest, epoch), tmps["gz"], tmps["zst"], workers)
         archives: dict[str, dict[str, Any]] = {}
         for key, suffix in (("gz", "tar.gz"), ("zst", "tar.zst")):
             archives[suffix] = {
                 "file": final[key].name,
                 "size": tmps[key].stat().st_size,
-                "sha256": sha256_file(tmps[key]),
+                "sha256": digests[tmps[key]],
                 "compressor": compressors[key],  # what made these bytes, to make them again
             }
         manifest = {

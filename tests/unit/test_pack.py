@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import py_compile
 import random
@@ -123,7 +124,10 @@ def test_compressed_bytes_do_not_depend_on_how_the_tar_is_written(tmp_path: Path
                 pos, i = pos + n, i + 1
             return 7
         gz, zst = tmp_path / "a.gz", tmp_path / "a.zst"
-        assert compress_stream(write, gz, zst, 2) == (7, len(data))
+        count, size, digests = compress_stream(write, gz, zst, 2)
+        assert (count, size) == (7, len(data))
+        # hashed as written: the SHA-256 of each file as it lies on disk
+        assert digests == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (gz, zst)}
         outs.append((gz.read_bytes(), zst.read_bytes()))
     assert outs[0] == outs[1] == outs[2]
     assert gzip.decompress(outs[0][0]) == data
