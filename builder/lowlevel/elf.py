@@ -14,6 +14,7 @@ from typing import Any
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_SH_TYPE_BASE
 from elftools.elf.gnuversions import GNUVerNeedSection
 from elftools.elf.sections import ARMAttributesSection, Section, SymbolTableSection
 
@@ -119,18 +120,36 @@ _DYNAMIC_TYPES = frozenset(("SHT_DYNAMIC", "SHT_GNU_verneed"))
 _DYNSYM_TYPE = frozenset(("SHT_DYNSYM",))
 
 
+def _section_type_codes(elf: ELFFile) -> list[int] | None:
+    """Each section's ``sh_type``, read from the section header table in one read (the
+    field lies 4 bytes into an Elf32_Shdr and an Elf64_Shdr alike); None when the table
+    is not whole in the file."""
+    count, size = elf.num_sections(), elf["e_shentsize"]
+    if count == 0:
+        return []
+    if size < 8 or count * size > _MAX_TABLE:
+        return None
+    elf.stream.seek(elf["e_shoff"])
+    table = elf.stream.read(count * size)
+    if len(table) != count * size:
+        return None
+    field = struct.Struct("<I" if elf.little_endian else ">I")
+    return [field.unpack_from(table, i * size + 4)[0] for i in range(count)]
+
+
 def _sections_of_type(elf: ELFFile, types: frozenset[str]) -> Iterator[Any]:
-    """The sections of ``elf`` whose type is in ``types``, made from their headers alone.
+    """The sections of ``elf`` whose type is in ``types``; only those are made.
 
     ``iter_sections`` makes every section (its name looked up, its object built): in a
-    library with debug info, dozens per file, most of stage's ELF reading. pyelftools
-    keeps the header reader private, so without it every section is made and filtered."""
-    header = getattr(elf, "_get_section_header", None)
-    if header is None:  # pragma: no cover - pyelftools >= 0.31 has it
+    library with debug info, dozens per file, most of stage's ELF reading. The types
+    come from the raw header table; pyelftools parses the sections wanted."""
+    codes = _section_type_codes(elf)
+    if codes is None:  # not whole: pyelftools says what is wrong (ELFError)
         yield from (s for s in elf.iter_sections() if s["sh_type"] in types)
         return
-    for i in range(elf.num_sections()):
-        if header(i)["sh_type"] in types:
+    wanted = {ENUM_SH_TYPE_BASE[t] for t in types}
+    for i, code in enumerate(codes):
+        if code in wanted:
             yield elf.get_section(i)
 
 

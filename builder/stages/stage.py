@@ -137,23 +137,29 @@ def _drop_dangling_links(tree: Path) -> None:
 
 def _prune(tree: Path, patterns: tuple[str, ...]) -> list[str]:
     removed = []
+    # fnmatchcase against each pattern, as one expression
+    matches = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
     for rel in sorted(_walk_rel(tree), key=lambda r: (r.count("/"), r)):
+        if not patterns or not matches(rel):
+            continue
         p = tree / rel
         if not os.path.lexists(p):
             continue
-        if any(fnmatch.fnmatchcase(rel, pat) for pat in patterns):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            removed.append(rel)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+        removed.append(rel)
     return removed
 
 
 def _walk_rel(tree: Path) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(tree):
+    """Every path under ``tree``, relative to it ("a/b": the host's separator is "/")."""
+    top = str(tree)
+    for dirpath, dirnames, filenames in os.walk(top):
+        lead = "" if dirpath == top else dirpath[len(top) + 1:] + "/"
         for name in dirnames + filenames:
-            yield Path(dirpath, name).relative_to(tree).as_posix()
+            yield lead + name
 
 
 def _in_root(root: Path, path: str, what: str) -> Path:
