@@ -90,6 +90,16 @@ def test_relocated_failures_are_a_subset_of_in_place_failures(
     for module, row in rows.items():
         bad = ("failed", "crashed", "timed out", "not run")
         if module not in expected and row["relocated"]["outcome"] in bad:
+            if row["verdict"] == "flaky":
+                # The stage's own rule: failed only relocated, then passed when run again
+                # alone in the same container (a relocation defect fails every time). Seen
+                # in a cold .ci/run: test_threading crashed (SIGSEGV) relocated beside the
+                # other worker's builds, and passed alone.
+                assert row["in_place"]["outcome"] == "passed", row
+                assert row["relocated_again"]["outcome"] == "passed", row
+                print(f"\n{arch} {minor}: {module} flaky: {row['relocated']['detail']} "
+                      "relocated, passed when run again alone")
+                continue
             assert row["in_place"]["outcome"] in bad, row
             assert row["verdict"] == "fails in both"
     # The runtime checks before it still pass; verify fails exactly when a module regressed.
