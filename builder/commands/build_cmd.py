@@ -9,22 +9,23 @@ import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from builder.build import build_target
 from builder.config import MATRIX_ORDER, RECIPES_ORDER, Matrix, find_config, help_text
 from builder.errors import BuildsFailedError, UsageError, VerifyFailedError
 from builder.lowlevel.outdir import check_writable_dir
-from builder.multi import Built, LogReporter, Runner, summary
-from builder.naming import ArchiveName
 from builder.plan import Target, expand, select
 from builder.platforms import get_arch
-from builder.progress import ConsoleReporter, Reporter
 from builder.release.eol import eol_problems
-from builder.stages.pack import zstd_threads
-from builder.stages.verify import verify_archive
+
+if TYPE_CHECKING:
+    from builder.multi import Built, LogReporter
+    from builder.naming import ArchiveName
+    from builder.progress import Reporter
+
+# The pipeline (the Docker SDK, ELF and compression libraries) is imported by ``run``, not
+# here: every command's parser is made at each start, and `musl-pbs detect` or `--help`
+# should not pay for what only a build uses.
 
 
 def add_parser(sub: Any) -> None:
@@ -102,6 +103,9 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, recipes: Path, target: 
                reporter: Reporter, work: Path,
                claim: Callable[[ArchiveName], None] | None = None,
                threads: int | None = None) -> dict[str, Any]:
+    from builder.build import build_target
+    from builder.stages.verify import verify_archive
+
     result = build_target(
         arch=target.arch,
         release_tag=target.release,
@@ -139,6 +143,12 @@ def stage_seconds(timings: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from builder.multi import Built, Runner, summary
+    from builder.progress import ConsoleReporter
+    from builder.stages.pack import zstd_threads
+
     files = find_config(args.matrix, args.recipes)
     matrix = files.load_matrix()
     targets = _targets(args, matrix)

@@ -11,10 +11,12 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.errors import UndecidedError, UsageError
-from builder.host.detect import Detection, detect
+
+if TYPE_CHECKING:
+    from builder.host.detect import Detection
 
 
 def add_parser(sub: Any) -> None:
@@ -58,6 +60,8 @@ def format_text(d: Detection) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from builder.host.detect import detect
+
     if args.root is None:
         result = detect(Path("/"), kernel_machine=os.uname().machine)
     else:

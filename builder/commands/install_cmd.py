@@ -9,17 +9,6 @@ from typing import Any
 
 from rich.console import Console
 
-from builder.host.detect import detect
-from builder.host.install import (
-    candidates_from_dir,
-    candidates_from_metadata,
-    choose,
-    default_dest,
-    host_loader,
-    install,
-)
-from builder.host.uvdir import uv_dest, uv_python_dir
-
 
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
@@ -44,6 +33,17 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from builder.host.detect import detect
+    from builder.host.install import (
+        candidates_from_dir,
+        candidates_from_metadata,
+        choose,
+        default_dest,
+        host_loader,
+        install,
+    )
+    from builder.host.uvdir import uv_dest, uv_python_dir
+
     detection = detect(Path("/"))
     source: Path = args.source
     cands = (candidates_from_metadata(source) if source.is_file() or source.suffix == ".json"

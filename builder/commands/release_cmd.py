@@ -11,7 +11,6 @@ from typing import Any
 from rich.console import Console
 
 from builder.config import MATRIX_ORDER, find_config, help_text
-from builder.release.assemble import assemble
 from builder.release.eol import refuse_ended
 
 
@@ -57,6 +56,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _assemble(args: argparse.Namespace) -> int:
+    from builder.release.assemble import assemble
+
     matrix = find_config(args.matrix).load_matrix()
     err = Console(stderr=True)
     warnings: list[str] = []

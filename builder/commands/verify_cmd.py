@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,7 +14,9 @@ from rich.table import Table
 from builder.errors import VerifyFailedError
 from builder.progress import ConsoleReporter
 from builder.stages import regrtest
-from builder.stages.verify import VerifyReport, verify_archive
+
+if TYPE_CHECKING:
+    from builder.stages.verify import VerifyReport
 
 
 def add_parser(sub: Any) -> None:
@@ -63,6 +65,8 @@ def _print(report: VerifyReport, console: Console) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from builder.stages.verify import verify_archive  # the Docker SDK: only when verifying
+
     reporter = ConsoleReporter()
     report = verify_archive(
         args.archive,

@@ -39,7 +39,6 @@ from rich.table import Table
 
 from builder.errors import InputTooLargeError, RegrtestError
 from builder.lowlevel.boundedio import read_capped
-from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
 from builder.lowlevel.jsonio import parse_json, write_json
 from builder.lowlevel.tarstream import ARCHIVE_LIMITS, OPEN_ERRORS, open_tar
 from builder.platforms import Arch
@@ -48,6 +47,7 @@ from builder.progress import Reporter
 if TYPE_CHECKING:  # verify imports nothing from here; the cycle is for types only
     import argparse
 
+    from builder.lowlevel.container import Container
     from builder.stages.verify import ArchiveIdentity, CheckResult, VerifyReport
 
 CACHE = (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musl-pbs"
@@ -774,6 +774,10 @@ def run_regrtest(
 ) -> RegrtestReport:
     """Run the selection in place in ``opts.image``, then relocated in ``base_image``
     (``put_archive`` unpacks the archive at the given directory of a container)."""
+    # Here, not at the top: verify's parser (made at every start of musl-pbs) reads this
+    # module's options, and only a run needs the Docker SDK.
+    from builder.lowlevel.container import Container, docker_client, engine_errors, ensure_image
+
     client = docker_client()
     known = load_known()
     ensure_image(client, opts.image, arch.docker_platform,

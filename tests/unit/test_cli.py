@@ -53,3 +53,25 @@ def test_verify_refuses_an_archive_that_is_not_ours(
     garbage.write_text("not a tar")
     assert main(["verify", str(garbage)]) == 11
     assert main(["verify", str(tmp_path / "missing.tar.gz")]) == 11
+
+
+def test_start_imports_only_what_the_command_uses() -> None:
+    """Every start of musl-pbs makes all commands' parsers; the pipeline's libraries (the
+    Docker SDK and requests, pyelftools, zlib-ng) are imported by the commands that run it.
+    A fresh interpreter: `--version` and `detect` must not pay for a build's imports."""
+    import subprocess
+    import sys
+
+    heavy = ("docker", "requests", "urllib3", "elftools", "zlib_ng", "builder.build",
+             "builder.lowlevel.container", "builder.stages.verify", "builder.host.detect")
+    probe = ("import sys, builder.cli; builder.cli.make_parser(); "
+             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == ""
+    # and a command still imports its own when it runs
+    probe = ("import sys, builder.cli; builder.cli.main(['detect', '--json']); "
+             "print('elftools' in sys.modules, 'docker' in sys.modules, file=sys.stderr)")
+    err = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=False).stderr.strip().splitlines()[-1]
+    assert err == "True False"

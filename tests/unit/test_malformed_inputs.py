@@ -459,7 +459,7 @@ def test_malformed_input_is_a_typed_error(
 ) -> None:
     c = CASES[case]
     if c.musl_host:
-        monkeypatch.setattr("builder.commands.install_cmd.detect", _musl_detection)
+        monkeypatch.setattr("builder.host.detect.detect", _musl_detection)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{env.tmp}/no-docker.sock")  # never reached
     argv = c.setup(env)
     code = main(argv)
@@ -486,7 +486,7 @@ def test_every_error_has_its_own_exit_code_and_a_hint() -> None:
 def test_install_of_an_archive_without_manifest_with_sha256(
     env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("builder.commands.install_cmd.detect", _musl_detection)
+    monkeypatch.setattr("builder.host.detect.detect", _musl_detection)
     assert main(_no_manifest(env)) == 0
     assert (env.tmp / "py" / "bin" / "python3").is_file()
     assert capsys.readouterr().out.strip() == str(env.tmp / "py" / "bin" / "python3")
@@ -495,7 +495,7 @@ def test_install_of_an_archive_without_manifest_with_sha256(
 def test_install_from_download_metadata_uses_its_sha256(
     env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("builder.commands.install_cmd.detect", _musl_detection)
+    monkeypatch.setattr("builder.host.detect.detect", _musl_detection)
     p = release_dir(env.tmp)
     p.manifest.unlink()  # the metadata alone vouches for the archive
     meta = p.gz.parent / "meta.json"

@@ -96,7 +96,7 @@ def test_unwritable_place_is_refused_up_front(
     place: Path, command: str, request: pytest.FixtureRequest, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr("builder.commands.install_cmd.detect", _musl_detection)
+    monkeypatch.setattr("builder.host.detect.detect", _musl_detection)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")  # never reached
     where = request.node.callspec.params["place"]
     code, err = _run(_commands(tmp_path, place)[command], capsys)
@@ -115,7 +115,7 @@ def test_final_write_is_a_typed_error_without_the_check(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The up-front check skipped: the write itself still ends in the typed error."""
-    monkeypatch.setattr("builder.commands.install_cmd.detect", _musl_detection)
+    monkeypatch.setattr("builder.host.detect.detect", _musl_detection)
     for module in ("builder.release.assemble", "builder.host.install"):
         monkeypatch.setattr(f"{module}.check_writable_dir", lambda path, what: None)
     code, err = _run(_commands(tmp_path, place)[command], capsys)
