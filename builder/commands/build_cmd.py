@@ -104,7 +104,6 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, recipes: Path, target: 
                claim: Callable[[ArchiveName], None] | None = None,
                threads: int | None = None) -> dict[str, Any]:
     from builder.build import build_target
-    from builder.stages.verify import verify_archive
 
     result = build_target(
         arch=target.arch,
@@ -121,6 +120,8 @@ def _build_one(args: argparse.Namespace, matrix: Matrix, recipes: Path, target: 
         recipes_dir=recipes,
     )
     if args.verify:
+        from builder.stages.verify import verify_archive
+
         report = verify_archive(result.packed.gz, image=_image_for(args.verify_image, target),
                                 reporter=reporter, musl_only=args.verify_musl_only)
         if not report.ok:
@@ -145,9 +146,7 @@ def stage_seconds(timings: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from builder.multi import Built, Runner, summary
     from builder.progress import ConsoleReporter
-    from builder.stages.pack import zstd_threads
 
     files = find_config(args.matrix, args.recipes)
     matrix = files.load_matrix()
@@ -174,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
                       highlight=False)
             print("\n".join(done["paths"]))  # stdout: paths, archive first, for scripts
         return 0
+
+    from builder.multi import Built, Runner, summary
+    from builder.stages.pack import zstd_threads
 
     args.work.mkdir(parents=True, exist_ok=True)
     claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=args.work))
