@@ -118,6 +118,7 @@ def forget(path: Path) -> None:
 
 _DYNAMIC_TYPES = frozenset(("SHT_DYNAMIC", "SHT_GNU_verneed"))
 _DYNSYM_TYPE = frozenset(("SHT_DYNSYM",))
+_MAX_TABLE = 64 * 1024 * 1024  # a table (section headers, .dynsym, its strings) larger: not read
 
 
 def _section_type_codes(elf: ELFFile) -> list[int] | None:
@@ -261,7 +262,6 @@ class DynamicSymbols:
 
 
 _MAX_DYNSYM = 200_000
-_MAX_TABLE = 64 * 1024 * 1024  # .dynsym or its string table larger than this: not read
 # Elf32_Sym / Elf64_Sym: (st_name, st_info, st_other, st_shndx) are what is read.
 _SYM32, _SYM64 = struct.Struct("IIIBBH"), struct.Struct("IBBHQQ")
 _STB_GLOBAL, _STB_WEAK, _STB_GNU_UNIQUE = 1, 2, 10

@@ -136,11 +136,13 @@ def _drop_dangling_links(tree: Path) -> None:
 
 
 def _prune(tree: Path, patterns: tuple[str, ...]) -> list[str]:
+    if not patterns:  # (an empty expression would match every path)
+        return []
     removed = []
     # fnmatchcase against each pattern, as one expression
     matches = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
     for rel in sorted(_walk_rel(tree), key=lambda r: (r.count("/"), r)):
-        if not patterns or not matches(rel):
+        if not matches(rel):
             continue
         p = tree / rel
         if not os.path.lexists(p):
