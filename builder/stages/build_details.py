@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,16 @@ def _slot(data: dict[str, Any], key: str) -> tuple[dict[str, Any], str] | None:
     if isinstance(container, dict) and child in container:
         return container, child
     return None
+
+
+
+def _path_slots(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[dict[str, Any], str], Any]]:
+    """Each of ``PATH_KEYS`` present in ``doc``: the key, its slot and its value, each looked
+    up when the loop reaches it (a key dropped meanwhile is skipped)."""
+    for key in PATH_KEYS:
+        slot = _slot(doc, key)
+        if slot is not None:
+            yield key, slot, slot[0][slot[1]]
 
 
 def _drop(data: dict[str, Any], key: str) -> None:
@@ -82,11 +93,7 @@ def relocate_build_details(path: Path, tree: Path, prefix: str) -> list[str]:
         raise StageError(f"{path}: base_prefix {base!r} does not lead from {here} to the top "
                          "of the installation")
     dropped: list[str] = []
-    for key in PATH_KEYS:
-        slot = _slot(doc, key)
-        if slot is None:
-            continue
-        value = slot[0][slot[1]]
+    for key, slot, value in _path_slots(doc):
         if not isinstance(value, str) or not value:
             raise StageError(f"{path}: {key} is {value!r}, not a path (PEP 739)")
         if posixpath.isabs(value):
@@ -145,11 +152,7 @@ def build_details_problems(path: Path, tree: Path, build_prefix: re.Pattern[str]
         return [*out, f"base_prefix: {base!r} leads from {here}/ to "
                 f"{posixpath.normpath(posixpath.join(here, base))!r}, not to the top of "
                 f"{tree.name}/"]
-    for key in PATH_KEYS:
-        slot = _slot(doc, key)
-        if slot is None:
-            continue
-        value = slot[0][slot[1]]
+    for key, _, value in _path_slots(doc):
         if not isinstance(value, str) or not value:
             out.append(f"{key}: {value!r} is not a path")
         elif posixpath.isabs(value):
