@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -232,6 +230,9 @@ def is_url(source: str) -> bool:
 
 def fetch(url: str, *, cap: int, timeout: float, hint: str | None = None) -> bytes:
     """The body of ``url`` (urllib, ``timeout`` seconds), at most ``cap`` bytes."""
+    import urllib.error  # here: urllib.request (http.client, email) costs every start 40 ms
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": "musl-pbs"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

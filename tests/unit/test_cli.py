@@ -57,13 +57,15 @@ def test_verify_refuses_an_archive_that_is_not_ours(
 
 def test_start_imports_only_what_the_command_uses() -> None:
     """Every start of musl-pbs makes all commands' parsers; the pipeline's libraries (the
-    Docker SDK and requests, pyelftools, zlib-ng) are imported by the commands that run it.
+    Docker SDK and requests, pyelftools, zlib-ng, urllib's HTTP client) are imported by the
+    commands that use them.
     A fresh interpreter: `--version` and `detect` must not pay for a build's imports."""
     import subprocess
     import sys
 
-    heavy = ("docker", "requests", "urllib3", "elftools", "zlib_ng", "builder.build",
-             "builder.lowlevel.container", "builder.stages.verify", "builder.host.detect")
+    heavy = ("docker", "requests", "urllib3", "urllib.request", "http.client", "elftools",
+             "zlib_ng", "builder.build", "builder.lowlevel.container", "builder.stages.verify",
+             "builder.host.detect")
     probe = ("import sys, builder.cli; builder.cli.make_parser(); "
              f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
