@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from builder.naming import ArchiveName
     from builder.progress import Reporter
 
-# The pipeline (the Docker SDK, ELF and compression libraries) is imported by ``run``, not
-# here: every command's parser is made at each start, and `musl-pbs detect` or `--help`
-# should not pay for what only a build uses.
+# The pipeline (the Docker SDK, ELF and compression libraries) is imported by the functions
+# that use it, not here: every command's parser is made at each start, and `musl-pbs
+# detect` or `--help` should not pay for what only a build uses.
 
 
 def add_parser(sub: Any) -> None:

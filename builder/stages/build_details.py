@@ -50,7 +50,6 @@ def _slot(data: dict[str, Any], key: str) -> tuple[dict[str, Any], str] | None:
     return None
 
 
-
 def _path_slots(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[dict[str, Any], str], Any]]:
     """Each of ``PATH_KEYS`` present in ``doc``: the key, its slot and its value, each looked
     up when the loop reaches it (a key dropped meanwhile is skipped)."""

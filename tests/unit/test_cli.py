@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -60,9 +62,6 @@ def test_start_imports_only_what_the_command_uses() -> None:
     Docker SDK and requests, pyelftools, zlib-ng, urllib's HTTP client) are imported by the
     commands that use them.
     A fresh interpreter: `--version` and `detect` must not pay for a build's imports."""
-    import subprocess
-    import sys
-
     heavy = ("docker", "requests", "urllib3", "urllib.request", "http.client", "elftools",
              "zlib_ng", "builder.build", "builder.lowlevel.container", "builder.stages.verify",
              "builder.host.detect")
